@@ -1,0 +1,69 @@
+"""course_utils: the small package the U-Net course notebooks import.
+
+Every public name is importable from the package itself
+(``from course_utils import UNet, dice_score``). Names are resolved lazily, so
+``import course_utils`` stays fast and imports torch only when a name needs it.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+# public name -> module that defines it (relative to this package)
+_EXPORTS: dict[str, str] = {
+    # environment.py (lesson 00)
+    "profile": "environment",
+    "data_root": "environment",
+    "doctor": "environment",
+    "pick_device": "environment",
+    # model.py (lessons 01-04)
+    "DoubleConv": "model",
+    "Down": "model",
+    "Up": "model",
+    "UNet": "model",
+    "count_parameters": "model",
+    "trace_shapes": "model",
+    "valid_input_sizes": "model",
+    # drawing.py (lesson 04)
+    "draw_unet": "drawing",
+    # metrics.py (lesson 07)
+    "dice_score": "metrics",
+    "iou_score": "metrics",
+    "pixel_accuracy": "metrics",
+    # rle.py (lesson 05)
+    "rle_encode": "rle",
+    "rle_decode": "rle",
+    # data/ (lesson 05)
+    "make_toy_carvana": "data",
+    "ensure_toy_carvana": "data",
+    "CarvanaDataset": "data",
+    "split_cars": "data",
+    "train_transform": "data",
+    "eval_transform": "data",
+    # losses.py and train.py (lesson 06)
+    "DiceLoss": "losses",
+    "BCEDiceLoss": "losses",
+    "TrainConfig": "train",
+    "fit": "train",
+    "train_one_epoch": "train",
+    "evaluate": "train",
+    "load_checkpoint": "train",
+    # viz.py
+    "show_predictions": "viz",
+    "save_prediction_figure": "viz",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'course_utils' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # cache: the next lookup is a plain attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

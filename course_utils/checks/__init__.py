@@ -1,0 +1,10 @@
+"""Exercise checks: each takes the learner's answer and says, in words, what is wrong.
+
+One module per lesson; every check is importable from here
+(``from course_utils.checks import check_double_conv``).
+"""
+from ._common import CheckFailed, fail, passed
+from .lesson01 import *  # noqa: F401,F403
+from .lesson02 import *  # noqa: F401,F403
+from .lesson03 import *  # noqa: F401,F403
+from .lesson04 import *  # noqa: F401,F403
