@@ -16,6 +16,7 @@ _EXPORTS: dict[str, str] = {
     "data_root": "environment",
     "doctor": "environment",
     "pick_device": "environment",
+    "has_dataset": "environment",
     # model.py (lessons 01-04)
     "DoubleConv": "model",
     "Down": "model",
