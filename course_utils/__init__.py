@@ -41,6 +41,12 @@ _EXPORTS: dict[str, str] = {
     "split_cars": "data",
     "train_transform": "data",
     "eval_transform": "data",
+    "split_summary": "data",
+    "GridElastic": "data",
+    "build_cache": "data",
+    "download_carvana": "data",
+    "DownloadError": "data",
+    "car_id": "data",
     # losses.py and train.py (lesson 06)
     "DiceLoss": "losses",
     "BCEDiceLoss": "losses",

@@ -15,7 +15,9 @@ from PIL import Image
 
 from course_utils import (CarvanaDataset, ensure_toy_carvana, eval_transform, make_toy_carvana, rle_decode,
                           split_cars, train_transform)
+from course_utils.data import GridElastic, split_summary
 from course_utils.data.toy_carvana import MAKES
+from course_utils.data.transforms import paper_sigma
 
 SIZE = (64, 96)  # small pictures keep these tests fast
 
@@ -398,3 +400,90 @@ def test_a_blurring_transform_is_reported(toy):
 
     with pytest.raises(ValueError, match="nearest-neighbour"):
         CarvanaDataset(toy, transform=linear)[0]
+
+
+# ----------------------------------------------------------------------------- split report
+def test_split_reports_cars_and_images_per_side(toy, capsys):
+    train, val = split_cars(toy, val_fraction=0.34, seed=1, verbose=True)
+    line = capsys.readouterr().out.strip()
+    assert line.count("\n") == 0
+    assert "train 4 cars / 64 images" in line and "val 2 cars / 32 images" in line and "33% of the cars" in line
+    assert split_summary(train, val) == {"train": {"cars": 4, "images": 64}, "val": {"cars": 2, "images": 32},
+                                         "shared_cars": 0}
+    assert split_cars(toy, val_fraction=0.34, seed=1) == (train, val)  # the report changes nothing
+    assert capsys.readouterr().out == ""
+    leaky = split_summary(train[:40], train[30:] + val)  # an image-level split shares cars
+    assert leaky["shared_cars"] >= 1
+
+
+# ----------------------------------------------------------------------------- the paper's elastic deformation
+def _blobs(rng, shape=(64, 96)) -> tuple[np.ndarray, np.ndarray]:
+    """A mask of a few rectangles, and an image that shows the mask (bright on dark) plus a gradient."""
+    mask = np.zeros(shape, np.uint8)
+    for _ in range(4):
+        y, x = rng.integers(0, shape[0] - 20), rng.integers(0, shape[1] - 30)
+        mask[y:y + rng.integers(8, 20), x:x + rng.integers(10, 30)] = 1
+    ramp = np.linspace(0, 40, shape[1], dtype=np.float32)[None, :]
+    image = np.repeat((mask * 180 + 20 + ramp)[..., None], 3, axis=2).astype(np.uint8)
+    return image, mask
+
+
+def test_grid_elastic_moves_image_and_mask_together_and_keeps_masks_binary():
+    rng = np.random.default_rng(0)
+    t = GridElastic(grid=3, sigma=10.0, p=1.0)
+    t.set_random_seed(1)
+    moved = []
+    for _ in range(20):
+        image, mask = _blobs(rng)
+        out = t(image=image, mask=mask)
+        assert out["mask"].dtype == np.uint8 and set(np.unique(out["mask"]).tolist()) <= {0, 1}
+        assert out["image"].shape == image.shape and out["mask"].shape == mask.shape
+        seen = out["image"][..., 0].astype(float) > 110 + 20  # the bright blobs, wherever they went
+        assert (seen == out["mask"].astype(bool)).mean() > 0.99  # same field for both (edges may differ)
+        moved.append((out["mask"] != mask).mean())
+    assert np.mean(moved) > 0.03  # and the field did move things: this test could fail
+
+
+def test_grid_elastic_with_sigma_zero_changes_nothing():
+    image, mask = _blobs(np.random.default_rng(2))
+    out = GridElastic(sigma=0.0, p=1.0)(image=image, mask=mask)
+    np.testing.assert_array_equal(out["image"], image)
+    np.testing.assert_array_equal(out["mask"], mask)
+
+
+def test_grid_elastic_field_has_sigma_at_the_control_points_and_is_smooth():
+    t = GridElastic(grid=3, sigma=10.0, p=1.0)
+    t.set_random_seed(0)
+    h, w = 33, 41  # control points on pixels (0, 16, 32) x (0, 20, 40)
+    fields = np.array([t.displacement(h, w) for _ in range(800)])  # (draws, 2, h, w)
+    at_points = fields[:, :, ::16, ::20]  # (draws, 2, 3, 3)
+    assert np.allclose(at_points.std(0), 10.0, rtol=0.12), at_points.std(0)
+    assert abs(at_points.mean()) < 1.0
+    assert fields[:, :, 8, 10].std() < 0.8 * 10.0  # between control points the field averages them
+    step = np.abs(np.diff(fields, axis=3)).max()
+    assert step < 10.0 * 10 / (w / 2)  # smooth: no jumps from pixel to pixel
+
+
+def test_grid_elastic_displaces_in_the_stated_direction():
+    """A constant field (every control point +3 px in x) shows input pixel x + 3 at output x."""
+    t = GridElastic(grid=3, sigma=1.0, p=1.0)
+    t.random_generator = type("Fixed", (), {"normal": lambda self, loc, scale, size: np.stack(
+        [np.full(size[1:], 3.0), np.zeros(size[1:])])})()
+    image = np.tile(np.arange(96, dtype=np.uint8)[None, :, None], (64, 1, 3))
+    out = t(image=image, mask=(image[..., 0] % 2).astype(np.uint8))
+    np.testing.assert_array_equal(out["image"][:, :90, 0], image[:, 3:93, 0])
+    np.testing.assert_array_equal(out["mask"][:, :90], image[:, 3:93, 0] % 2)
+
+
+def test_train_transform_has_the_elastic_deformation_and_is_seeded():
+    t = train_transform((64, 96), seed=3)
+    elastic = [tr for tr in t.transforms if isinstance(tr, GridElastic)]
+    assert len(elastic) == 1 and elastic[0].grid == 3 and elastic[0].sigma == paper_sigma((64, 96)) == 1.25
+    assert paper_sigma((512, 512)) == 10.0
+    image, mask = _blobs(np.random.default_rng(4))
+    again = train_transform((64, 96), seed=3)
+    for _ in range(5):
+        a, b = t(image=image, mask=mask), again(image=image, mask=mask)
+        assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["mask"], b["mask"])
+    with pytest.raises(ValueError, match="grid of at least 2"):
+        GridElastic(grid=1)

@@ -7,7 +7,8 @@
 
 The real download and the toy set (`make_toy_carvana`) share this layout, so one loader reads
 both. The 16 photos of a car are nearly the same picture, so a validation set must hold whole
-cars: `split_cars` never puts one car's photos on both sides.
+cars: `split_cars` never puts one car's photos on both sides. `CarvanaDataset(..., size=(H, W))`
+is the fast loader: it reads a one-time cache of every pair at the training size (cache.py).
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-__all__ = ["CarvanaDataset", "split_cars", "car_id"]
+__all__ = ["CarvanaDataset", "split_cars", "split_summary", "car_id", "find_masks"]
 
 IMAGES, MASKS = "train", "train_masks"
 HOW_TO_GET = (
@@ -59,8 +60,15 @@ class CarvanaDataset(torch.utils.data.Dataset):
     transform: albumentations-style callable, called as transform(image=uint8 (H, W, 3),
         mask=uint8 (H, W) {0, 1}) and returning a dict with "image" and "mask".
     cache: keep each decoded (image, mask) pair in memory after its first read, so later epochs
-        skip JPEG/GIF decoding. Worth it for the small toy set; for the real one (~8 GB decoded)
-        leave it off. Each DataLoader worker holds its own cache.
+        skip JPEG/GIF decoding. Worth it for the small toy set; for the real one (~37 GB decoded)
+        leave it off and use `size`. Each DataLoader worker holds its own cache.
+    size: (H, W) the fast loader: read every pair already resized to (H, W) from a one-time cache
+        on disk (built on first use with a progress bar, JPEGs decoded in draft mode; reused, and
+        rebuilt when the files or the size change; see course_utils.data.cache). The transform
+        then receives (H, W) arrays, so its own resize to (H, W) does nothing; items equal those of
+        the slow path with eval_transform(size) up to the JPEG draft decoding (masks exactly).
+    cache_dir: where that cache goes (default root/.cache), e.g. when root is read-only.
+    cache_workers: threads that build it (default min(8, CPU count)).
 
     Problems a learner can run into (missing folder, a mask missing, sizes that differ, mask
     values other than {0, 1}, a damaged file) raise errors that name the files and say what to do.
@@ -71,7 +79,9 @@ class CarvanaDataset(torch.utils.data.Dataset):
     """
 
     def __init__(self, root: str | Path, ids: Sequence[str] | None = None,
-                 transform: Callable[..., dict] | None = None, *, cache: bool = False) -> None:
+                 transform: Callable[..., dict] | None = None, *, cache: bool = False,
+                 size: tuple[int, int] | None = None, cache_dir: str | Path | None = None,
+                 cache_workers: int | None = None) -> None:
         self.root = Path(root)
         present = _image_ids(self.root)
         if ids is None:
@@ -88,22 +98,14 @@ class CarvanaDataset(torch.utils.data.Dataset):
         self.transform = transform
         self.cache = cache
         self._cached: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-        self._mask_paths = self._find_masks()
+        self._mask_paths = find_masks(self.root, self.ids)
+        self.size = None if size is None else (int(size[0]), int(size[1]))
+        self._resized = None
+        if self.size is not None:
+            from .cache import ResizedCache
 
-    def _find_masks(self) -> list[Path]:
-        folder = self.root / MASKS
-        names = set(os.listdir(folder)) if folder.is_dir() else set()
-        paths = []
-        for i, image_id in enumerate(self.ids):
-            gif, png = f"{image_id}_mask.gif", f"{image_id}_mask.png"
-            if gif not in names and png not in names:
-                raise FileNotFoundError(
-                    f"The image {self.image_path(i)} has no mask: expected {folder / gif} "
-                    f"(or {png}). The data set is incomplete; download it again, or delete the folder "
-                    "and let ensure_toy_carvana() redraw the toy set."
-                )
-            paths.append(folder / (gif if gif in names else png))
-        return paths
+            self._resized = ResizedCache.open_or_build(self.root, self.size, cache_dir=cache_dir,
+                                                       workers=cache_workers)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -117,17 +119,18 @@ class CarvanaDataset(torch.utils.data.Dataset):
         return self._mask_paths[i]
 
     def load(self, i: int) -> tuple[np.ndarray, np.ndarray]:
-        """The i-th pair as read from disk, checked: image uint8 (H, W, 3), mask uint8 (H, W) in {0, 1}."""
+        """The i-th pair as read from disk, checked: image uint8 (H, W, 3), mask uint8 (H, W) in {0, 1}.
+
+        With `size`, the pair comes from the resized cache, at that size.
+        """
+        if self._resized is not None:
+            return self._resized.get(self.ids[i])
         if i in self._cached:
             return self._cached[i]
         image = _read_image(self.image_path(i))
         mask = _read_mask(self.mask_path(i))
         if image.shape[:2] != mask.shape:
-            raise ValueError(
-                f"Image and mask sizes differ: {self.image_path(i)} is {image.shape[1]}x{image.shape[0]} "
-                f"but {self.mask_path(i)} is {mask.shape[1]}x{mask.shape[0]} (width x height). "
-                "A mask must have exactly its image's size; re-create or re-download the pair."
-            )
+            raise _size_mismatch(self.image_path(i), (image.shape[1], image.shape[0]), self.mask_path(i), mask.shape)
         if self.cache:
             self._cached[i] = (image, mask)
         return image, mask
@@ -141,7 +144,35 @@ class CarvanaDataset(torch.utils.data.Dataset):
         return _image_tensor(image), _mask_tensor(mask)
 
     def __repr__(self) -> str:
-        return f"CarvanaDataset({str(self.root)!r}, {len(self)} images, transform={self.transform is not None})"
+        size = "" if self.size is None else f", size={self.size}"
+        return f"CarvanaDataset({str(self.root)!r}, {len(self)} images, transform={self.transform is not None}{size})"
+
+
+def find_masks(root: Path, ids: Sequence[str]) -> list[Path]:
+    """The mask of each image id: root/train_masks/{id}_mask.gif, or .png; an error names any missing one."""
+    folder = Path(root) / MASKS
+    names = set(os.listdir(folder)) if folder.is_dir() else set()
+    paths = []
+    for image_id in ids:
+        gif, png = f"{image_id}_mask.gif", f"{image_id}_mask.png"
+        if gif not in names and png not in names:
+            raise FileNotFoundError(
+                f"The image {Path(root) / IMAGES / (image_id + '.jpg')} has no mask: expected {folder / gif} "
+                f"(or {png}). The data set is incomplete; download it again, or delete the folder "
+                "and let ensure_toy_carvana() redraw the toy set."
+            )
+        paths.append(folder / (gif if gif in names else png))
+    return paths
+
+
+def _size_mismatch(image_path: Path, image_wh: tuple[int, int], mask_path: Path,
+                   mask_hw: tuple[int, ...]) -> ValueError:
+    """The error for an image and a mask of different sizes, naming both files and both sizes."""
+    return ValueError(
+        f"Image and mask sizes differ: {image_path} is {image_wh[0]}x{image_wh[1]} "
+        f"but {mask_path} is {mask_hw[1]}x{mask_hw[0]} (width x height). "
+        "A mask must have exactly its image's size; re-create or re-download the pair."
+    )
 
 
 def _read_image(path: Path) -> np.ndarray:
@@ -189,12 +220,15 @@ def _read_mask(path: Path) -> np.ndarray:
 def _image_tensor(image) -> torch.Tensor:
     """uint8 (H, W, 3) array -> float32 (3, H, W) in [0, 1]; float arrays and tensors pass through."""
     if isinstance(image, torch.Tensor):  # e.g. from albumentations' ToTensorV2: already (C, H, W)
-        t = image
-    else:
-        arr = np.asarray(image)
-        arr = arr[..., None] if arr.ndim == 2 else arr
-        t = torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1)))
-    return t.float().div_(255) if t.dtype == torch.uint8 else t.float()
+        return image.float().div_(255) if image.dtype == torch.uint8 else image.float()
+    arr = np.asarray(image)
+    arr = arr[..., None] if arr.ndim == 2 else arr
+    if arr.dtype != np.uint8:
+        return torch.from_numpy(np.ascontiguousarray(arr.transpose(2, 0, 1), dtype=np.float32))
+    # one pass (transpose, convert, scale), in numpy: several times faster than three torch ops
+    out = np.empty((arr.shape[2], arr.shape[0], arr.shape[1]), np.float32)
+    np.divide(arr.transpose(2, 0, 1), np.float32(255), out=out)
+    return torch.from_numpy(out)
 
 
 def _mask_tensor(mask) -> torch.Tensor:
@@ -215,13 +249,15 @@ def _check_still_binary(mask, path: Path) -> None:
 
 
 def split_cars(root: str | Path, val_fraction: float = 0.2, by: str = "car",
-               seed: int = 0) -> tuple[list[str], list[str]]:
+               seed: int = 0, verbose: bool = False) -> tuple[list[str], list[str]]:
     """Split the image ids of root/train into (train ids, val ids), keeping each car's 16 photos together.
 
     by="car": about val_fraction of the cars (at least one, never all) go to validation.
     by="make": whole makes (from metadata.csv) go to validation, about val_fraction of the cars,
     a harder test: the network never saw that body shape. Deterministic for a seed; both lists
-    sorted; only reads file names and metadata.csv.
+    sorted; only reads file names and metadata.csv, never moves or deletes a file.
+    verbose: print one line saying how many cars and images each side got (split_summary has
+    the same numbers as a dict).
     """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be between 0 and 1 (exclusive), got {val_fraction}.")
@@ -239,7 +275,30 @@ def split_cars(root: str | Path, val_fraction: float = 0.2, by: str = "car",
         val_cars = _held_out_makes(Path(root), cars, val_fraction, rng)
     train = [i for i in ids if car_id(i) not in val_cars]
     val = [i for i in ids if car_id(i) in val_cars]
+    if verbose:
+        print(_describe(split_summary(train, val), by, seed))
     return train, val
+
+
+def split_summary(train_ids: Sequence[str], val_ids: Sequence[str]) -> dict[str, dict[str, int]]:
+    """How many cars and images each side of a split holds, and how many cars both share (0 is right).
+
+    >>> split_summary(*split_cars(root))            # doctest: +SKIP
+    {'train': {'cars': 32, 'images': 512}, 'val': {'cars': 8, 'images': 128}, 'shared_cars': 0}
+    """
+    train_cars, val_cars = {car_id(i) for i in train_ids}, {car_id(i) for i in val_ids}
+    return {"train": {"cars": len(train_cars), "images": len(train_ids)},
+            "val": {"cars": len(val_cars), "images": len(val_ids)},
+            "shared_cars": len(train_cars & val_cars)}
+
+
+def _describe(summary: dict, by: str, seed: int) -> str:
+    t, v = summary["train"], summary["val"]
+    share = v["cars"] / max(1, t["cars"] + v["cars"])
+    def side(d: dict) -> str:
+        return f"{d['cars']} car{'s' * (d['cars'] != 1)} / {d['images']} images"
+
+    return f"split_cars(by={by!r}, seed={seed}): train {side(t)}, val {side(v)} ({share:.0%} of the cars)"
 
 
 def _held_out_makes(root: Path, cars: list[str], val_fraction: float, rng: np.random.Generator) -> set[str]:

@@ -1,0 +1,238 @@
+"""The fast loader's one-time cache: every Carvana image and mask already at the training size (lesson 05).
+
+Decoding a 1918 x 1280 JPEG and GIF costs tens of milliseconds per item, every epoch, and a GPU
+eats a batch faster than that. So the first `CarvanaDataset(root, ..., size=(H, W))` decodes each
+pair once (JPEGs in draft mode: libjpeg decodes them directly at 1/2, 1/4 or 1/8 scale, several
+times faster), resizes it with the same eval_transform(size) the slow path uses, and stores all
+of them in two numpy files:
+
+    root/.cache/{H}x{W}-{key}/images.npy   uint8 (N, H, W, 3)
+                              masks.npy    uint8 (N, H, W), values {0, 1}
+                              index.json   the image ids (row order), size, method, key
+
+Later datasets memory-map these files: an item is a slice copy, thousands per second. The key
+hashes the names, sizes and modification times of every file in train/ and train_masks/, the
+size and the resize method, so a changed data set or another size gets its own, new cache
+(older caches of the same size are deleted once the new one is complete).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["ResizedCache", "build_cache", "cache_folder"]
+
+CACHE_VERSION = 1
+METHOD = "jpeg-draft(W,H), then eval_transform resize (INTER_AREA image, INTER_NEAREST mask)"
+COMPLETE = "index.json"  # written last: the cache is whole
+
+
+def _listing(root: Path) -> tuple[list[str], list[Path], list[Path]]:
+    """(ids, image paths, mask paths) of every image in root/train, checked like CarvanaDataset does."""
+    from .carvana import IMAGES, _image_ids, find_masks
+
+    ids = _image_ids(root)
+    return ids, [root / IMAGES / f"{i}.jpg" for i in ids], find_masks(root, ids)
+
+
+def _key(size: tuple[int, int], images: list[Path], masks: list[Path]) -> str:
+    """Hash of what the cache depends on: every source file's name, size and mtime, the size, the method."""
+    h = hashlib.sha256(json.dumps([CACHE_VERSION, METHOD, list(size)]).encode())
+    for path in (*images, *masks):
+        st = path.stat()
+        h.update(f"{path.name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def cache_folder(root: str | Path, size: tuple[int, int], cache_dir: str | Path | None = None) -> Path:
+    """Where the cache of `root` at `size` (H, W) lives for the files as they are now (built or not)."""
+    root = Path(root)
+    size = (int(size[0]), int(size[1]))
+    _, images, masks = _listing(root)
+    base = Path(cache_dir) if cache_dir is not None else root / ".cache"
+    return base / f"{size[0]}x{size[1]}-{_key(size, images, masks)}"
+
+
+def load_resized(image_path: Path, mask_path: Path, size: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """One pair at size (H, W): the JPEG decoded in draft mode (at 1/2, 1/4 or 1/8 scale, at least
+    (H, W)), then resized exactly as eval_transform(size) does; the mask from the full-size GIF.
+
+    Same checks and error messages as CarvanaDataset.load (damaged files, mask values, sizes).
+    """
+    from .carvana import _read_mask, _size_mismatch
+    from .transforms import _resize
+
+    height, width = size
+    try:
+        with Image.open(image_path) as im:
+            full = im.size  # (W, H) of the file, before draft mode shrinks it
+            if im.format == "JPEG":  # libjpeg decodes at 1/2, 1/4 or 1/8 scale, never below (W, H)
+                im.draft("RGB", (width, height))
+            image = np.asarray(im.convert("RGB"))
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError, SyntaxError) as err:
+        raise OSError(
+            f"Could not read the image {image_path}: {err}. The file is damaged or not a JPEG; "
+            "download the data set again (or delete the toy set's folder and let it be redrawn)."
+        ) from err
+    mask = _read_mask(mask_path)
+    if (mask.shape[1], mask.shape[0]) != full:
+        raise _size_mismatch(image_path, full, mask_path, mask.shape)
+    resize = _resize(size)  # eval_transform's own resize: INTER_AREA when shrinking, masks nearest
+    return resize.apply(image), resize.apply_to_mask(mask)
+
+
+def build_cache(root: str | Path, size: tuple[int, int], cache_dir: str | Path | None = None,
+                workers: int | None = None, progress: bool = True) -> Path:
+    """Build (or find) the cache of `root` at size (H, W); return its folder. See the module docstring.
+
+    workers: decoding threads (PIL and OpenCV release the GIL); default min(8, CPU count).
+    The cache is written to a temporary folder and renamed when whole, so an interrupted build
+    is never mistaken for a finished one, and two processes building at once do not collide.
+    """
+    root = Path(root)
+    size = (int(size[0]), int(size[1]))
+    if len(size) != 2 or min(size) < 1:
+        raise ValueError(f"size must be (H, W) with positive sides, got {size}.")
+    ids, images, masks = _listing(root)
+    base = Path(cache_dir) if cache_dir is not None else root / ".cache"
+    folder = base / f"{size[0]}x{size[1]}-{_key(size, images, masks)}"
+    if (folder / COMPLETE).is_file():
+        return folder
+    _make_writable_folder(base, cache_dir is None)
+    _check_space(base, len(ids) * size[0] * size[1] * 4)
+    _remove_abandoned_partials(base)
+    tmp = base / f".{folder.name}.partial-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        _fill(tmp, ids, images, masks, size, workers, progress)
+        (tmp / COMPLETE).write_text(json.dumps(dict(
+            ids=ids, size=list(size), method=METHOD, version=CACHE_VERSION, root=str(root.resolve()))) + "\n")
+        try:
+            tmp.rename(folder)
+        except OSError:  # another process finished the same cache first: use theirs
+            if not (folder / COMPLETE).is_file():
+                raise
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    for old in base.glob(f"{size[0]}x{size[1]}-*"):  # the same size for files that have changed since
+        if old != folder:
+            shutil.rmtree(old, ignore_errors=True)
+    return folder
+
+
+def _fill(tmp: Path, ids: list[str], images: list[Path], masks: list[Path], size: tuple[int, int],
+          workers: int | None, progress: bool) -> None:
+    """Decode every pair into images.npy / masks.npy in `tmp`, with a progress bar."""
+    from tqdm.auto import tqdm
+
+    n, (height, width) = len(ids), size
+    image_store = np.lib.format.open_memmap(tmp / "images.npy", mode="w+", dtype=np.uint8, shape=(n, height, width, 3))
+    mask_store = np.lib.format.open_memmap(tmp / "masks.npy", mode="w+", dtype=np.uint8, shape=(n, height, width))
+
+    def one(k: int) -> None:
+        image_store[k], mask_store[k] = load_resized(images[k], masks[k], size)
+
+    workers = min(8, os.cpu_count() or 1) if workers is None else max(1, int(workers))
+    bar = tqdm(total=n, desc=f"Caching {n} Carvana images at {height}x{width} (once)", unit="img",
+               disable=not progress)
+    with bar, ThreadPoolExecutor(workers) as pool:
+        futures = [pool.submit(one, k) for k in range(n)]
+        try:
+            for future in futures:
+                future.result()  # re-raises a worker's error (it names the file)
+                bar.update()
+        except BaseException:
+            for future in futures:
+                future.cancel()
+            raise
+    image_store.flush()
+    mask_store.flush()
+    del image_store, mask_store
+
+
+def _make_writable_folder(base: Path, default: bool) -> None:
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        probe = base / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        where = "inside the data set" if default else "at the folder you chose"
+        raise PermissionError(
+            f"Cannot write the loader cache {where}, {base} ({err.strerror or err}). Pass a writable folder, "
+            "e.g. CarvanaDataset(root, ids, transform, size=(H, W), cache_dir='/tmp/carvana-cache')."
+        ) from err
+
+
+def _check_space(base: Path, needed: int) -> None:
+    free = shutil.disk_usage(base).free
+    if needed > free:
+        raise OSError(
+            f"The loader cache needs {needed / 2**30:.1f} GiB but {base} has {free / 2**30:.1f} GiB free. "
+            "Free some space, pass cache_dir= on a bigger disk, or use a smaller size."
+        )
+
+
+def _remove_abandoned_partials(base: Path) -> None:
+    """Delete half-built caches of runs that were killed (their process no longer exists)."""
+    for tmp in base.glob(".*.partial-*"):
+        try:
+            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
+        except ProcessLookupError:
+            shutil.rmtree(tmp, ignore_errors=True)
+        except (ValueError, OSError):  # not our name pattern, or a live process of another user
+            pass
+
+
+class ResizedCache:
+    """A built cache, memory-mapped: `get(image_id)` -> (image uint8 (H, W, 3), mask uint8 (H, W)), copies.
+
+    The memory maps open lazily in each process, so a dataset holding this pickles cheaply into
+    DataLoader workers, which then share the operating system's page cache.
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        index = json.loads((self.folder / COMPLETE).read_text())
+        self.ids: list[str] = index["ids"]
+        self.size: tuple[int, int] = tuple(index["size"])
+        self.row = {image_id: k for k, image_id in enumerate(self.ids)}
+        self._images: np.ndarray | None = None
+        self._masks: np.ndarray | None = None
+
+    @classmethod
+    def open_or_build(cls, root: str | Path, size: tuple[int, int], cache_dir: str | Path | None = None,
+                      workers: int | None = None, progress: bool = True) -> "ResizedCache":
+        """The cache of `root` at `size`, built first when missing or out of date."""
+        return cls(build_cache(root, size, cache_dir=cache_dir, workers=workers, progress=progress))
+
+    def _open(self) -> None:
+        self._images = np.load(self.folder / "images.npy", mmap_mode="r")
+        self._masks = np.load(self.folder / "masks.npy", mmap_mode="r")
+
+    def get(self, image_id: str) -> tuple[np.ndarray, np.ndarray]:
+        if self._images is None:
+            self._open()
+        k = self.row[image_id]
+        return np.array(self._images[k]), np.array(self._masks[k])
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_images"] = state["_masks"] = None  # never pickle the mapped arrays themselves
+        return state
+
+    def __repr__(self) -> str:
+        return f"ResizedCache({str(self.folder)!r}, {len(self)} pairs at {self.size[0]}x{self.size[1]})"

@@ -1,0 +1,343 @@
+"""Download the real Carvana data from Kaggle, check it and unpack it into the course's layout (lesson 05).
+
+    python -m course_utils.data download carvana           # into data_root()/carvana
+    download_carvana()                                     # the same from Python
+
+Only the four files the course needs are fetched (about 0.5 GB, not the 25 GB of the whole
+competition): train.zip (5088 JPEGs), train_masks.zip (their GIF masks), train_masks.csv.zip
+(the masks as RLE) and metadata.csv.zip (make, model, year of each car). Each zip is checked
+(every member's CRC) before it is unpacked, no member may land outside the data folder, and a
+finished archive leaves a marker, so a second run skips it. It needs the optional `kaggle`
+package, a Kaggle account with an API token, and the competition's rules accepted once on the
+website; when something is missing, the DownloadError says exactly what to do.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+import sys
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+__all__ = ["download_carvana", "DownloadError", "COMPETITION", "ARCHIVES"]
+
+COMPETITION = "carvana-image-masking-challenge"
+RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"
+DATA_URL = f"https://www.kaggle.com/c/{COMPETITION}/data"
+TOKEN_URL = "https://www.kaggle.com/settings"  # Account -> API -> Create New Token
+KAGGLE_IMAGES = 5088  # 318 cars x 16 angles: train/ and train_masks/ of a complete download
+FREE_SPACE_NEEDED = 1 << 30  # the zips (~0.45 GB) and what they unpack to, with room to spare
+
+
+class DownloadError(RuntimeError):
+    """A download that cannot work as things are; the message says what to do instead."""
+
+
+@dataclass(frozen=True)
+class Archive:
+    """One competition file: the zip's name and what it unpacks to in the data folder."""
+
+    name: str  # e.g. "train.zip"
+    target: str  # a folder ("train") or a single file ("train_masks.csv")
+    folder: bool  # True: many members into root/target/; False: one member named target
+
+
+ARCHIVES = (
+    Archive("train.zip", "train", True),
+    Archive("train_masks.zip", "train_masks", True),
+    Archive("train_masks.csv.zip", "train_masks.csv", False),
+    Archive("metadata.csv.zip", "metadata.csv", False),
+)
+SKIPPED_MEMBERS = ("__MACOSX/", ".DS_Store")  # junk some zip tools add
+
+
+def download_carvana(root: str | Path | None = None, *, keep_zips: bool = False, api: Any = None) -> Path:
+    """Fetch, check and unpack Carvana's train images, masks, train_masks.csv and metadata.csv; return root.
+
+    root: the data-set folder, default data_root() / "carvana". It ends up holding train/,
+    train_masks/, train_masks.csv and metadata.csv, the layout CarvanaDataset reads.
+    keep_zips: keep the downloaded zips after unpacking (default: delete them, saving ~0.45 GB).
+    api: an authenticated kaggle.KaggleApi (default: the one the kaggle package makes).
+    Zips copied into root by hand are checked and unpacked without downloading anything, and a
+    folder unzipped by hand (5088 images, 5088 masks, both csv files) is left as it is.
+    Raises DownloadError with instructions when the kaggle package, credentials, the accepted
+    competition rules or the network are missing.
+    """
+    if root is None:
+        from ..environment import data_root
+
+        root = data_root() / "carvana"
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    for archive in ARCHIVES:
+        if _is_done(root, archive):
+            print(f"{archive.name}: already unpacked into {root / archive.target}, skipping.", flush=True)
+            continue
+        zip_path = root / archive.name
+        problem = _check_zip(zip_path) if zip_path.exists() else "missing"
+        if problem != "missing" and problem:
+            print(f"{zip_path} is incomplete or damaged ({problem}); downloading it again.", flush=True)
+        for force in (False, True):  # first let kaggle resume a partial file; then start over
+            if not problem:
+                break
+            if api is None:
+                _check_free_space(root)
+                api = _kaggle_api()
+            if force:
+                zip_path.unlink(missing_ok=True)
+            _fetch(api, archive.name, root, force)
+            problem = _check_zip(zip_path) if zip_path.exists() else "missing"
+        if problem == "missing":
+            raise DownloadError(f"Kaggle reported no error, but {zip_path} is not there. " + _by_hand(root))
+        if problem:
+            zip_path.unlink(missing_ok=True)
+            raise DownloadError(
+                f"{zip_path} was downloaded twice and is damaged both times ({problem}); it has been deleted. "
+                "Check your disk and connection and run the download again. " + _by_hand(root)
+            )
+        _extract(zip_path, root, archive)
+        if not keep_zips:
+            zip_path.unlink()
+    _check_layout(root)
+    return root
+
+
+# ---------------------------------------------------------------------------- the kaggle client
+def _kaggle_api() -> Any:
+    """The kaggle package's authenticated client, or a DownloadError saying how to get one."""
+    _colab_secrets_to_environment()
+    try:
+        import kaggle  # most versions authenticate while importing
+    except ImportError as err:
+        if (err.name or "").split(".")[0] == "kaggle":
+            raise DownloadError(
+                "The download uses the `kaggle` package, which is not installed. Install it with\n"
+                "    pip install kaggle\n"
+                "(or pip install -e '.[kaggle]' in the course folder) and run the download again. "
+                "Until then the toy set works: ensure_toy_carvana() or the quick profile."
+            ) from None
+        raise DownloadError(f"The kaggle package is installed but cannot be imported ({err}). "
+                            "Repair it with: pip install --upgrade kaggle") from err
+    except (OSError, SystemExit, ValueError, KeyError) as err:
+        raise DownloadError(_no_credentials(err)) from None
+    api = getattr(kaggle, "api", None)
+    if api is None:
+        from kaggle.api.kaggle_api_extended import KaggleApi
+
+        api = KaggleApi()
+    try:
+        api.authenticate()
+    except (OSError, SystemExit, ValueError, KeyError) as err:
+        raise DownloadError(_no_credentials(err)) from None
+    return api
+
+
+def _colab_secrets_to_environment() -> None:
+    """On Colab, copy the KAGGLE_USERNAME / KAGGLE_KEY secrets (key icon, left bar) into the environment."""
+    if "google.colab" not in sys.modules or (os.environ.get("KAGGLE_USERNAME") and os.environ.get("KAGGLE_KEY")):
+        return
+    try:
+        from google.colab import userdata  # type: ignore[import-not-found]
+
+        values = {name: userdata.get(name) for name in ("KAGGLE_USERNAME", "KAGGLE_KEY")}
+    except Exception:  # no such secrets, or access not granted: the credentials message explains
+        return
+    os.environ.update({k: v for k, v in values.items() if v})
+
+
+def _fetch(api: Any, name: str, root: Path, force: bool) -> None:
+    """One competition file into root (kaggle shows a progress bar); errors become DownloadErrors."""
+    print(f"Downloading {name} from Kaggle ({COMPETITION}) into {root} ...", flush=True)
+    try:
+        api.competition_download_file(COMPETITION, name, path=str(root), force=force, quiet=False)
+    except (SystemExit, KeyboardInterrupt):
+        raise
+    except Exception as err:  # the kaggle client raises many types; sort them by what they mean
+        raise DownloadError(_explain(err, name, root)) from err
+
+
+def _http_status(err: BaseException) -> int | None:
+    """The HTTP status of a kaggle/requests/urllib3 error, wherever in the chain it sits."""
+    for e in _chain(err):
+        for status in (getattr(e, "status", None), getattr(getattr(e, "response", None), "status_code", None)):
+            if isinstance(status, int):
+                return status
+    return None
+
+
+def _is_network_error(err: BaseException) -> bool:
+    names = ("ConnectionError", "NewConnectionError", "MaxRetryError", "NameResolutionError", "Timeout",
+             "ConnectTimeout", "ReadTimeout", "ProtocolError", "gaierror", "SSLError")
+    return any(isinstance(e, (ConnectionError, TimeoutError)) or any(t.__name__ in names for t in type(e).__mro__)
+               for e in _chain(err))
+
+
+def _chain(err: BaseException) -> list[BaseException]:
+    seen: list[BaseException] = []
+    while err is not None and err not in seen:
+        seen.append(err)
+        err = err.__cause__ or err.__context__
+    return seen
+
+
+def _explain(err: BaseException, name: str, root: Path) -> str:
+    status = _http_status(err)
+    if status == 403:
+        return (f"Kaggle refused {name} (HTTP 403 Forbidden): your account has not accepted the competition's "
+                f"rules. Sign in, open {RULES_URL} , click 'I Understand and Accept' (once; it is a "
+                "completed competition, you only agree to its data terms), then run the download again.")
+    if status == 401:
+        return ("Kaggle did not accept your credentials (HTTP 401 Unauthorized): the username or key is wrong "
+                f"or the token was revoked. Create a new token at {TOKEN_URL} (API -> Create New Token), "
+                "replace kaggle.json with it (chmod 600), and run the download again.")
+    if status == 404:
+        return (f"Kaggle has no file {name} in the competition {COMPETITION} (HTTP 404). The competition's "
+                f"files may have been renamed; see {DATA_URL} . " + _by_hand(root))
+    if _is_network_error(err):
+        return (f"Could not reach kaggle.com to download {name} ({type(err).__name__}: {err}). "
+                "Check the connection (and a proxy, if you use one) and run the download again. "
+                + _by_hand(root))
+    return f"Downloading {name} failed ({type(err).__name__}: {err}). " + _by_hand(root)
+
+
+def _no_credentials(err: BaseException) -> str:
+    said = f" (kaggle said: {str(err).rstrip('. ')})" if str(err) and not isinstance(err, SystemExit) else ""
+    return (
+        f"The kaggle package found no Kaggle credentials{said}. Either:\n"
+        f"  1. create an API token at {TOKEN_URL} (API -> Create New Token); it downloads kaggle.json.\n"
+        "     Put it at ~/.kaggle/kaggle.json (Windows: C:\\Users\\<you>\\.kaggle\\kaggle.json; newer kaggle\n"
+        "     versions also read ~/.config/kaggle/kaggle.json) and make it private: chmod 600 ~/.kaggle/kaggle.json\n"
+        "  2. or set the environment variables KAGGLE_USERNAME and KAGGLE_KEY (the two values in kaggle.json).\n"
+        "  On Colab: add KAGGLE_USERNAME and KAGGLE_KEY as secrets (key icon in the left bar), allow this\n"
+        "  notebook to read them, and run the download again: it reads them itself.\n"
+        "Meanwhile the toy set works: ensure_toy_carvana() or the quick profile."
+    )
+
+
+def _by_hand(root: Path) -> str:
+    names = ", ".join(a.name for a in ARCHIVES)
+    return (
+        f"To get the data without this download: on a machine with a browser, sign in to Kaggle, accept the "
+        f"rules at {RULES_URL} and download {names} from {DATA_URL} ; copy the four zips into {root} and run "
+        f"`python -m course_utils.data download carvana --root {root}` again: it checks and unpacks them "
+        "without a network. "
+        "Or unzip them yourself so that the folder holds train/, train_masks/, train_masks.csv and metadata.csv. "
+        "Meanwhile the toy set works: ensure_toy_carvana() or the quick profile."
+    )
+
+
+def _check_free_space(root: Path) -> None:
+    free = shutil.disk_usage(root).free
+    if free < FREE_SPACE_NEEDED:
+        raise DownloadError(f"{root} has {free / 2**30:.2f} GiB free; Carvana's train images and masks need about "
+                            f"{FREE_SPACE_NEEDED / 2**30:.0f} GiB while downloading. "
+                            "Free some space or pass another root.")
+
+
+# ---------------------------------------------------------------------------- checking and unpacking
+def _check_zip(path: Path) -> str | None:
+    """None when the zip is whole (central directory readable, every member's CRC right), else why not."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            bad = zf.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
+        return f"not a readable zip file: {err}"
+    except zlib.error as err:  # compressed data damaged so badly it cannot even be inflated
+        return f"damaged compressed data ({err})"
+    return f"the member {bad} fails its CRC check" if bad else None
+
+
+def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
+    """Why a member must not be unpacked (absolute path, '..', a drive letter, a link), or None."""
+    name = info.filename
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        return "it has an absolute path"
+    if ".." in parts:
+        return "its path climbs out with '..'"
+    if stat.S_ISLNK(info.external_attr >> 16):
+        return "it is a symbolic link"
+    return None
+
+
+def _members(zf: zipfile.ZipFile, zip_path: Path, archive: Archive) -> list[tuple[zipfile.ZipInfo, str]]:
+    """(member, path relative to root) for every file to unpack; refuses the archive if any member is unsafe."""
+    out = []
+    for info in zf.infolist():
+        reason = _unsafe_reason(info)
+        if reason:
+            raise DownloadError(f"Refusing to unpack {zip_path}: its member {info.filename!r} would be written "
+                                f"outside {zip_path.parent} ({reason}). Nothing was unpacked; delete the file and "
+                                "download it again from Kaggle.")
+        name = info.filename.replace("\\", "/")
+        if info.is_dir() or any(name.startswith(s) or name.endswith(s) for s in SKIPPED_MEMBERS):
+            continue
+        parts = PurePosixPath(name).parts
+        if archive.folder:  # Kaggle's train.zip holds train/xxx.jpg; a flat zip works too
+            rel = parts[1:] if parts[0] == archive.target and len(parts) > 1 else parts
+            out.append((info, "/".join((archive.target, *rel))))
+        elif parts[-1] == archive.target:
+            out.append((info, archive.target))
+    if not archive.folder and len(out) != 1:
+        raise DownloadError(f"{zip_path} should hold one file named {archive.target}, but holds "
+                            f"{[i.filename for i in zf.infolist()][:5]}. Delete it and download it again.")
+    return out
+
+
+def _extract(zip_path: Path, root: Path, archive: Archive) -> None:
+    """Unpack a checked zip into root with a progress bar, then write the archive's done-marker."""
+    from tqdm.auto import tqdm
+
+    base = root.resolve()
+    with zipfile.ZipFile(zip_path) as zf:
+        members = _members(zf, zip_path, archive)
+        for _, rel in members:  # belt and braces: the resolved path must stay inside root
+            if not (base / rel).resolve().is_relative_to(base):
+                raise DownloadError(f"Refusing to unpack {zip_path}: {rel!r} resolves outside {root}.")
+        total = sum(info.file_size for info, _ in members)
+        with tqdm(total=total, unit="B", unit_scale=True, desc=f"Unpacking {archive.name}") as bar:
+            for info, rel in members:
+                dest = base / rel
+                dest.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(dest, "wb") as out:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                bar.update(info.file_size)
+    _marker(root, archive).write_text(json.dumps(dict(files=len(members), bytes=total)) + "\n")
+
+
+def _marker(root: Path, archive: Archive) -> Path:
+    return root / f".{archive.name}.complete"
+
+
+def _is_done(root: Path, archive: Archive) -> bool:
+    """The archive was unpacked here (its marker) and what it unpacked is still there; or, without
+    a marker, the folder holds what a complete manual unzip gives (all 5088 files, or the csv file)."""
+    target = root / archive.target
+    try:
+        files = int(json.loads(_marker(root, archive).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        if archive.folder:
+            return target.is_dir() and sum(1 for p in target.iterdir() if p.is_file()) >= KAGGLE_IMAGES
+        return target.is_file() and target.stat().st_size > 0
+    if not archive.folder:
+        return target.is_file()
+    return target.is_dir() and sum(1 for p in target.iterdir() if p.is_file()) >= files
+
+
+def _check_layout(root: Path) -> None:
+    """The end state CarvanaDataset reads: every image with its mask, and both csv files."""
+    from .carvana import IMAGES, MASKS, _image_ids, find_masks
+
+    try:
+        ids = _image_ids(root)
+        find_masks(root, ids)  # raises, naming the first image without a mask
+    except FileNotFoundError as err:
+        raise DownloadError(f"The download finished but the data set is incomplete: {err}") from None
+    cars = len({i.rsplit("_", 1)[0] for i in ids})
+    print(f"Carvana is ready in {root}: {len(ids)} images of {cars} cars in {IMAGES}/, their masks in {MASKS}/, "
+          "train_masks.csv and metadata.csv.", flush=True)
