@@ -25,6 +25,7 @@ _EXPORTS: dict[str, str] = {
     "count_parameters": "model",
     "trace_shapes": "model",
     "valid_input_sizes": "model",
+    "center_crop": "model",
     # drawing.py (lesson 04)
     "draw_unet": "drawing",
     # metrics.py (lesson 07)
@@ -55,6 +56,10 @@ _EXPORTS: dict[str, str] = {
     "train_one_epoch": "train",
     "evaluate": "train",
     "load_checkpoint": "train",
+    "build_model": "train",
+    "make_loaders": "train",
+    "NonFiniteLossError": "train",
+    "save_checkpoint": "checkpoint",
     # viz.py
     "show_predictions": "viz",
     "save_prediction_figure": "viz",
