@@ -158,11 +158,14 @@ def resolve_data_dir(cfg: TrainConfig) -> Path:
     return root
 
 
-class EpochShuffle(Sampler[int]):
+class EpochShuffle(Sampler[tuple[int, int]]):
     """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order.
 
     Call `set_epoch(epoch)` before each epoch (fit does). Same interface as
-    torch's DistributedSampler, which replaces it when training on many GPUs.
+    torch's DistributedSampler, which replaces it when training on many GPUs. It yields
+    (epoch, index) pairs: the epoch travels with each index to the loader's workers, which
+    keep stale copies of the dataset when they are persistent, so `SeededAugment` in a
+    worker still augments item i of epoch e with the seed of (seed, e, i).
     """
 
     def __init__(self, data: Dataset, seed: int = 0) -> None:
@@ -173,7 +176,7 @@ class EpochShuffle(Sampler[int]):
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter(torch.randperm(self.n, generator=g).tolist())
+        return iter((self.epoch, i) for i in torch.randperm(self.n, generator=g).tolist())
 
     def __len__(self) -> int:
         return self.n
@@ -196,10 +199,12 @@ class SeededAugment(Dataset):
     def __len__(self) -> int:
         return len(self.dataset)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, key: int | tuple[int, int]):
+        """Item i, augmented for epoch e: key is i (the epoch of set_epoch) or (e, i) from EpochShuffle."""
+        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
         transform = getattr(self.dataset, "transform", None)
         if hasattr(transform, "set_random_state"):
-            s = int(np.random.SeedSequence([self.seed, self.epoch, i]).generate_state(1)[0])
+            s = int(np.random.SeedSequence([self.seed, epoch, i]).generate_state(1)[0])
             transform.set_random_state(np.random.default_rng(s), random.Random(s))
         return self.dataset[i]
 
@@ -219,7 +224,10 @@ def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
     fast = dict(size=size) if cfg.cache else {}  # decode + resize every image once, not every epoch
     train_ds = SeededAugment(CarvanaDataset(root, train_ids, transform=train_transform(size), **fast), cfg.seed)
     val_ds = CarvanaDataset(root, val_ids, transform=eval_transform(size), **fast)
-    common = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available())
+    # persistent workers skip re-forking (and re-opening the cache) every epoch; the epoch reaches
+    # them through EpochShuffle's (epoch, index) pairs, so augmentation stays reproducible
+    common = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
+                  persistent_workers=cfg.num_workers > 0)
     train = DataLoader(train_ds, cfg.batch_size, sampler=EpochShuffle(train_ds, cfg.seed),
                        drop_last=len(train_ds) > cfg.batch_size, **common)
     val = DataLoader(val_ds, cfg.batch_size, shuffle=False, **common)

@@ -112,7 +112,8 @@ def test_data_order_and_augmentation_depend_only_on_seed_and_epoch(toy_root):
     for epoch in (1, 2, 1):
         sampler.set_epoch(epoch)
         orders.append(list(sampler))
-    assert orders[0] == orders[2] != orders[1] and sorted(orders[0]) == list(range(len(ds)))
+    assert orders[0] == orders[2] != orders[1] and sorted(i for _, i in orders[0]) == list(range(len(ds)))
+    assert {e for e, _ in orders[1]} == {2}  # the epoch travels with each index
     items = []
     for epoch in (1, 1, 2):
         ds.set_epoch(epoch)
@@ -279,3 +280,22 @@ def test_resuming_with_another_architecture_is_a_clear_error(cli_run, tmp_path, 
     args = ["--resume", str(out / "last.pt"), "--base-channels", "8", "--out", str(tmp_path), "--epochs", "3"]
     assert main(args) == 1
     assert "checkpoint has base_channels=4, model has 8" in capsys.readouterr().err
+
+
+def test_persistent_workers_augment_each_epoch_like_the_main_process(toy_root):
+    """Workers that live across epochs keep stale dataset copies: the epoch must reach them anyway."""
+    from dataclasses import replace
+
+    def batches(num_workers):
+        train, _ = make_loaders(replace(tiny_config(toy_root), num_workers=num_workers))
+        assert train.persistent_workers == (num_workers > 0)
+        out = []
+        for epoch in (1, 2):
+            train.sampler.set_epoch(epoch)
+            train.dataset.set_epoch(epoch)
+            out.append(next(iter(train))[0])
+        return out
+
+    in_process, in_workers = batches(0), batches(2)
+    assert not torch.equal(in_process[0], in_process[1])
+    assert all(torch.equal(a, b) for a, b in zip(in_process, in_workers))
