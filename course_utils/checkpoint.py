@@ -118,4 +118,4 @@ def check_same_architecture(ckpt: dict[str, Any], model: nn.Module, path: str | 
                  for k in sorted(set(mine) | set(saved)) if mine.get(k) != saved.get(k)][:3]
     if diffs:
         raise ValueError(f"{path} holds a different U-Net: " + "; ".join(diffs) + ". Build the model with "
-                         f"the checkpoint's settings, or let load_checkpoint(path) rebuild it.")
+                         "the checkpoint's settings, or let load_checkpoint(path) rebuild it.")

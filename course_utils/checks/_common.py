@@ -1,6 +1,9 @@
 """What every exercise check shares: one error type and one way to say "correct"."""
 from __future__ import annotations
 
+import numbers
+from typing import Any
+
 
 class CheckFailed(AssertionError):
     """An exercise answer is wrong; the message says what is wrong and what to look at."""
@@ -14,3 +17,37 @@ def fail(message: str) -> None:
 def passed(what: str) -> None:
     """Tell the learner their answer is right."""
     print(f"Correct: {what}")
+
+
+def call_answer(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
+    """Call the learner's `fn`; a missing solution or a crash becomes a sentence (traceback chained)."""
+    if not callable(fn):
+        fail(f"{name} should be a function (or class), got {type(fn).__name__}. "
+             f"Pass it without calling it, e.g. check(...)(my_function) not my_function().")
+    shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
+    try:
+        return fn(*args, **kwargs)
+    except NotImplementedError as e:
+        raise CheckFailed(f"{name} still raises NotImplementedError: replace that line with your "
+                          f"solution and run its cell again.") from e
+    except Exception as e:  # the learner's code crashed: say where, keep the traceback below
+        raise CheckFailed(f"{name}({shown}) raised {type(e).__name__}: {e}") from e
+
+
+def expect_int(value: Any, call: str) -> int:
+    """The learner's answer as an int, or a message saying why it is not one."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        fail(f"{call} returned {value!r} ({type(value).__name__}); expected a whole number (int).")
+    if not isinstance(value, numbers.Integral):
+        fail(f"{call} returned {value!r}, a float; sizes are whole numbers: use // (floor division) "
+             f"or int(...), not /.")
+    return int(value)
+
+
+def tensor_shape(value: Any, what: str) -> tuple[int, ...]:
+    """The shape of a tensor answer, or a message saying it is not a tensor."""
+    import torch
+
+    if not isinstance(value, torch.Tensor):
+        fail(f"{what} returned a {type(value).__name__}; expected a torch.Tensor.")
+    return tuple(value.shape)

@@ -6,37 +6,11 @@ wrong (which case, what was expected and why); when all is right it prints "Corr
 """
 from __future__ import annotations
 
-import numbers
 from typing import Any, Callable
 
-from ._common import CheckFailed, fail, passed
+from ._common import CheckFailed, call_answer, expect_int, fail, passed
 
 __all__ = ["check_conv_output_size", "check_receptive_field", "check_double_conv"]
-
-
-def call_answer(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's `fn`; a missing solution or a crash becomes a sentence (traceback chained)."""
-    if not callable(fn):
-        fail(f"{name} should be a function (or class), got {type(fn).__name__}. "
-             f"Pass it without calling it, e.g. check(...)(my_function) not my_function().")
-    shown = ", ".join([repr(a) for a in args] + [f"{k}={v!r}" for k, v in kwargs.items()])
-    try:
-        return fn(*args, **kwargs)
-    except NotImplementedError as e:
-        raise CheckFailed(f"{name} still raises NotImplementedError: replace that line with your "
-                          f"solution and run its cell again.") from e
-    except Exception as e:  # the learner's code crashed: say where, keep the traceback below
-        raise CheckFailed(f"{name}({shown}) raised {type(e).__name__}: {e}") from e
-
-
-def expect_int(value: Any, call: str) -> int:
-    """The learner's answer as an int, or a message saying why it is not one."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        fail(f"{call} returned {value!r} ({type(value).__name__}); expected a whole number (int).")
-    if not isinstance(value, numbers.Integral):
-        fail(f"{call} returned {value!r}, a float; sizes are whole numbers: use // (floor division) "
-             f"or int(...), not /.")
-    return int(value)
 
 
 # (n, kernel_size, padding, stride, what this case teaches)

@@ -7,34 +7,11 @@ case, what was expected and why); when all is right it prints "Correct: ...".
 from __future__ import annotations
 
 import numbers
-from typing import Any, Callable
+from typing import Callable
 
-from ._common import CheckFailed, fail, passed
+from ._common import call_answer, fail, passed, tensor_shape
 
 __all__ = ["check_up_conv_by_hand", "check_upsampling_parameters", "check_center_crop"]
-
-
-def call(fn: Any, name: str, *args: Any) -> Any:
-    """Call the learner's `fn`; a missing solution or a crash becomes a sentence (traceback chained)."""
-    if not callable(fn):
-        fail(f"{name} should be a function, got {type(fn).__name__}. Pass the function itself: "
-             f"check(...)({name}), not check(...)({name}(...)).")
-    try:
-        return fn(*args)
-    except NotImplementedError as e:
-        raise CheckFailed(f"{name} still raises NotImplementedError: replace that line with your solution "
-                          f"and run its cell again.") from e
-    except Exception as e:
-        raise CheckFailed(f"{name} raised {type(e).__name__}: {e}") from e
-
-
-def tensor_shape(value: Any, what: str) -> tuple[int, ...]:
-    """The shape of a tensor answer, or a message saying it is not a tensor."""
-    import torch
-
-    if not isinstance(value, torch.Tensor):
-        fail(f"{what} returned a {type(value).__name__}; expected a torch.Tensor.")
-    return tuple(value.shape)
 
 
 # ------------------------------------------------------------------ exercise 1: up-conv by hand
@@ -50,7 +27,7 @@ def check_up_conv_by_hand(up_conv_by_hand: Callable) -> None:
     weight = torch.randn(3, 2, 2, 2, generator=gen)  # C_out=2
     bias = torch.randn(2, generator=gen)
     want = F.conv_transpose2d(x[None], weight, bias, stride=2)[0]  # (2, 4, 6)
-    got = call(up_conv_by_hand, "up_conv_by_hand", x.clone(), weight.clone(), bias.clone())
+    got = call_answer(up_conv_by_hand, "up_conv_by_hand", x.clone(), weight.clone(), bias.clone())
     shape = tensor_shape(got, f"up_conv_by_hand(x {tuple(x.shape)}, weight {tuple(weight.shape)}, bias)")
     if shape != tuple(want.shape):
         fail(f"for x of shape {tuple(x.shape)} (C_in, h, w) and weight {tuple(weight.shape)} (C_in, C_out, 2, 2) "
@@ -110,7 +87,7 @@ def check_upsampling_parameters(upsampling_parameters: Callable[[int, str], int]
 
     for c, mode in UP_CASES:
         what = f"upsampling_parameters({c}, {mode!r})"
-        got = call(upsampling_parameters, "upsampling_parameters", c, mode)
+        got = call_answer(upsampling_parameters, "upsampling_parameters", c, mode)
         if isinstance(got, bool) or not isinstance(got, numbers.Integral):
             fail(f"{what} returned {got!r}; expected a whole number (int).")
         want = count_parameters(Up(c, c // 2, upsampling=mode).up)
@@ -159,7 +136,7 @@ def check_center_crop(crop_center: Callable) -> None:
     for shape, size, why in CROP_CASES:
         x = torch.arange(torch.Size(shape).numel()).reshape(shape)  # every value tells where it came from
         what = f"crop_center(x of shape {shape}, {size})"
-        got = call(crop_center, "crop_center", x, size)
+        got = call_answer(crop_center, "crop_center", x, size)
         want_shape = shape[:-2] + size
         got_shape = tensor_shape(got, what)
         if got_shape != want_shape:

@@ -9,8 +9,7 @@ from __future__ import annotations
 import numbers
 from typing import Any, Callable
 
-from ._common import CheckFailed, fail, passed
-from .lesson03 import call, tensor_shape
+from ._common import CheckFailed, call_answer, fail, passed, tensor_shape
 
 __all__ = ["check_crop_and_concat", "check_valid_output_size", "check_double_conv_parameters"]
 
@@ -115,7 +114,7 @@ def check_valid_output_size(valid_output_size: Callable[[int, int], int | None])
     for an input side n, or None when a max-pool would meet an odd size."""
     for n, depth in SIZE_CASES:
         what = f"valid_output_size({n}, depth={depth})"
-        got = call(valid_output_size, "valid_output_size", n, depth)
+        got = call_answer(valid_output_size, "valid_output_size", n, depth)
         chain, want = valid_sizes_chain(n, depth)
         if got is not None:
             got = whole_number(got, what)
@@ -162,7 +161,7 @@ def check_double_conv_parameters(double_conv_parameters: Callable[[int, int, boo
 
     for c_in, c_out, bn in PARAM_CASES:
         what = f"double_conv_parameters({c_in}, {c_out}, batch_norm={bn})"
-        got = whole_number(call(double_conv_parameters, "double_conv_parameters", c_in, c_out, bn), what)
+        got = whole_number(call_answer(double_conv_parameters, "double_conv_parameters", c_in, c_out, bn), what)
         want = count_parameters(DoubleConv(c_in, c_out, batch_norm=bn))
         if got != want:
             fail(f"{what} returned {got:,}; expected {want:,}. {_param_hint(got, c_in, c_out, bn)}")
