@@ -54,6 +54,7 @@ _EXPORTS: dict[str, str] = {
     "TrainConfig": "train",
     "fit": "train",
     "train_one_epoch": "train",
+    "train_step": "train",
     "evaluate": "train",
     "load_checkpoint": "train",
     "build_model": "train",

@@ -44,6 +44,8 @@ from .model import UNet
 FULL_PROFILE: dict[str, Any] = dict(image_size=(640, 960), base_channels=64, batch_size=8, epochs=5, lr=1e-3,
                                     num_workers=min(8, os.cpu_count() or 1), threads=0)
 
+AMP_CHOICES = ("auto", "off", "bf16", "fp16")
+
 # Options that belong to one invocation, not to the run: never inherited from a checkpoint.
 _PER_INVOCATION = ("out", "resume", "stop_after", "device", "num_workers", "progress")
 
@@ -78,6 +80,10 @@ class TrainConfig:
     threads: int = 1  # torch CPU threads for the CLI (0: torch's default); see set_threads
     stop_after: int | None = None  # stop after this epoch, as if interrupted; resume later
     progress: bool = True
+    amp: str = "auto"  # mixed precision: auto (bf16/fp16 on CUDA, off elsewhere), off, bf16, fp16
+    channels_last: bool | None = None  # None: on for CUDA (faster convolutions there), off elsewhere
+    clip_grad: float | None = None  # max gradient norm; None or 0: no clipping (see train_step)
+    compile: bool = False  # torch.compile the model (slow first epoch, faster later ones on GPUs)
 
     @classmethod
     def for_profile(cls, name: str | None = None) -> "TrainConfig":
@@ -115,6 +121,10 @@ class TrainConfig:
             raise ValueError(f"val_fraction must be between 0 and 1 (e.g. 0.2), got {self.val_fraction}.")
         if self.num_workers < 0 or self.threads < 0:
             raise ValueError(f"num_workers and threads must be 0 or more, got {self.num_workers}, {self.threads}.")
+        if self.amp not in AMP_CHOICES:
+            raise ValueError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}.")
+        if self.clip_grad is not None and not (self.clip_grad >= 0 and math.isfinite(self.clip_grad)):
+            raise ValueError(f"clip_grad must be a positive number (or 0 for no clipping), got {self.clip_grad}.")
         check_image_size(self.image_size, self.depth)
         return self
 
@@ -234,6 +244,82 @@ def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
     return train, val
 
 
+# ---------------------------------------------------------------------------- speed options
+
+
+def resolve_amp(amp: str, device: torch.device | str) -> torch.dtype | None:
+    """The autocast dtype for `amp` on `device`, or None for full float32 (lesson 06).
+
+    auto: bfloat16 on a CUDA GPU that supports it (Ampere and later: float32's range, so no
+    loss scaling), float16 on older CUDA GPUs (needs a GradScaler), and off on CPU and MPS:
+    there the gain depends on the processor (benchmarks/train_step.py measures it; bf16 was
+    1.6x faster on our 2-core CPU) and float32 keeps the course's CPU results exactly
+    reproducible. bf16 and fp16 force that type on any device.
+    """
+    if amp not in AMP_CHOICES:
+        raise ValueError(f"amp must be one of {AMP_CHOICES}, got {amp!r}.")
+    kind = torch.device(device).type
+    cuda_bf16 = kind == "cuda" and torch.cuda.is_bf16_supported()
+    if amp == "auto":
+        return (torch.bfloat16 if cuda_bf16 else torch.float16) if kind == "cuda" else None
+    if amp == "bf16" and kind == "cuda" and not cuda_bf16:
+        raise ValueError("this GPU has no bfloat16 support; use --amp fp16 (with loss scaling) or --amp off.")
+    return {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[amp]
+
+
+def make_scaler(device: torch.device | str, amp_dtype: torch.dtype | None) -> torch.amp.GradScaler:
+    """A GradScaler, enabled only for float16: its small range turns small gradients into 0
+    unless the loss is multiplied up first (and the gradients divided back before the step)."""
+    return torch.amp.GradScaler(torch.device(device).type, enabled=amp_dtype == torch.float16)
+
+
+def use_channels_last(channels_last: bool | None, device: torch.device | str) -> bool:
+    """None: channels_last on CUDA (cuDNN's fast convolution kernels want it), off elsewhere."""
+    return torch.device(device).type == "cuda" if channels_last is None else bool(channels_last)
+
+
+def forward(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
+            channels_last: bool = False) -> torch.Tensor:
+    """The model's logits in float32: computed under autocast(amp_dtype), images in channels_last
+    if asked. Losses and metrics then work in float32, where sums over many pixels stay exact."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = model(images)
+    return logits.float()
+
+
+def train_step(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, loss_fn: Callable,
+               optimizer: torch.optim.Optimizer, *, amp_dtype: torch.dtype | None = None,
+               scaler: torch.amp.GradScaler | None = None, clip_grad: float | None = None,
+               channels_last: bool = False) -> torch.Tensor:
+    """One optimisation step on a batch already on the model's device; returns the loss (a tensor).
+
+    Forward under autocast (amp_dtype), the loss in float32, backward through the scaler
+    (fp16), optional gradient clipping to norm `clip_grad` (after unscaling, so the limit is
+    in true gradient units), then the step (the scaler skips it if gradients overflowed).
+    The loss is returned before the step, unchecked: the caller decides what non-finite means.
+    """
+    logits = forward(model, images, amp_dtype, channels_last)
+    loss = loss_fn(logits, masks)  # logits (B, 1, H, W) vs masks (B, 1, H, W), in float32
+    _backward_and_step(loss, model, optimizer, scaler, clip_grad)
+    return loss.detach()
+
+
+def _backward_and_step(loss, model, optimizer, scaler, clip_grad) -> None:
+    optimizer.zero_grad(set_to_none=True)
+    (scaler.scale(loss) if scaler is not None else loss).backward()
+    if clip_grad:
+        if scaler is not None:
+            scaler.unscale_(optimizer)  # clip true gradients, not scaled ones
+        torch.nn.utils.clip_grad_norm_(model.parameters(), clip_grad)
+    if scaler is not None:
+        scaler.step(optimizer)  # skipped when the fp16 gradients overflowed
+        scaler.update()
+    else:
+        optimizer.step()
+
+
 # ---------------------------------------------------------------------------- one epoch
 
 
@@ -243,21 +329,26 @@ class NonFiniteLossError(FloatingPointError):
 
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, optimizer: torch.optim.Optimizer,
                     scheduler: Any, device: torch.device | str, epoch: int = 1, *,
-                    epochs: int | None = None, progress: bool = True) -> float:
-    """One pass over `loader`; steps the scheduler every batch. Returns the mean loss per image."""
+                    epochs: int | None = None, progress: bool = True, amp_dtype: torch.dtype | None = None,
+                    scaler: torch.amp.GradScaler | None = None, clip_grad: float | None = None,
+                    channels_last: bool = False) -> float:
+    """One pass over `loader`; steps the scheduler every batch. Returns the mean loss per image.
+
+    amp_dtype, scaler, clip_grad, channels_last: see train_step (defaults: plain float32).
+    A non-finite loss raises NonFiniteLossError; with a GradScaler only an infinite *loss* does
+    (overflowing fp16 gradients are the scaler's business: it skips that step and scales down).
+    """
     model.train()
     total, seen, start = 0.0, 0, time.perf_counter()
     desc = f"epoch {epoch}" + (f"/{epochs}" if epochs else "")
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch")
     for step, (images, masks) in enumerate(bar, 1):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        loss = loss_fn(model(images), masks)  # logits (B, 1, H, W) vs masks (B, 1, H, W)
+        loss = loss_fn(forward(model, images, amp_dtype, channels_last), masks)  # logits (B, 1, H, W) vs masks (B, 1, H, W), in float32
         value = loss.item()
         if not math.isfinite(value):
             raise NonFiniteLossError(_nonfinite_message(value, epoch, step, optimizer))
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        _backward_and_step(loss, model, optimizer, scaler, clip_grad)
         if scheduler is not None:
             scheduler.step()
         total, seen = total + value * len(images), seen + len(images)
@@ -275,14 +366,16 @@ def _nonfinite_message(value: float, epoch: int, step: int, optimizer: torch.opt
 
 @torch.no_grad()
 def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device | str,
-             threshold: float = 0.5) -> dict[str, float]:
+             threshold: float = 0.5, *, amp_dtype: torch.dtype | None = None,
+             channels_last: bool = False) -> dict[str, float]:
     """Held-out loss and Dice. val_dice is the Kaggle metric: Dice of each image (sigmoid >
-    threshold), collected over the whole loader and averaged once (not per batch)."""
+    threshold), collected over the whole loader and averaged once (not per batch).
+    amp_dtype, channels_last: as in training (the loss and Dice are computed in float32)."""
     model.eval()
     loss_sum, dices = 0.0, []
     for images, masks in loader:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        logits = model(images)
+        logits = forward(model, images, amp_dtype, channels_last)
         loss_sum += loss_fn(logits, masks).item() * len(images)
         dices.append(dice_score(torch.sigmoid(logits) > threshold, masks, reduction="none").cpu())
     per_image = torch.cat(dices)  # (N,)
@@ -326,7 +419,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
         device: torch.device | str | None = None, out: str | Path | None = None, loss_fn: Callable | None = None,
         weight_decay: float = 1e-4, warmup: float = 0.05, resume: str | Path | dict | None = None,
         config: dict[str, Any] | None = None, stop_after: int | None = None, progress: bool = True,
-        verbose: bool = True) -> list[dict[str, float]]:
+        verbose: bool = True, amp: str = "auto", channels_last: bool | None = None,
+        clip_grad: float | None = None, compile: bool = False) -> list[dict[str, float]]:
     """Train for `epochs` with AdamW and a warm-up + cosine schedule; returns the history.
 
     Each epoch: train, evaluate on `val_loader` (held-out Dice), print one line, and with
@@ -337,6 +431,9 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
     stop_after: stop after that epoch as if interrupted (resume later with the same epochs).
     config: what to store as the run's settings (the CLI passes TrainConfig.to_dict()).
     device defaults to the best available; loss_fn to BCEDiceLoss(). Lesson 06 teaches it.
+    amp ("auto", "off", "bf16", "fp16"; see resolve_amp), channels_last (None: on for CUDA),
+    clip_grad (max gradient norm, None: off) and compile (torch.compile) make it faster or
+    steadier; the defaults change nothing on a CPU. The fp16 GradScaler is checkpointed too.
 
     >>> cfg = TrainConfig()                                                  # doctest: +SKIP
     >>> train_loader, val_loader = make_loaders(cfg)                         # doctest: +SKIP
@@ -345,6 +442,12 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
     """
     device = pick_device(device) if not isinstance(device, torch.device) else device
     model.to(device)
+    amp_dtype, fast_layout = resolve_amp(amp, device), use_channels_last(channels_last, device)
+    if fast_layout:
+        model.to(memory_format=torch.channels_last)
+    net = torch.compile(model) if compile else model  # shares model's weights; checkpoints save model's
+    step_options = dict(amp_dtype=amp_dtype, scaler=make_scaler(device, amp_dtype), clip_grad=clip_grad,
+                        channels_last=fast_layout)
     loss_fn = loss_fn or BCEDiceLoss()
     optimizer = make_optimizer(model, lr, weight_decay)
     scheduler = make_scheduler(optimizer, epochs * len(train_loader), warmup)
@@ -352,7 +455,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
     image_size = config.get("image_size") or list(val_loader.dataset[0][0].shape[-2:])
     start, best, history = 0, -1.0, []
     if resume is not None:
-        start, best, history = _restore(resume, model, optimizer, scheduler, verbose)
+        start, best, history = _restore(resume, model, optimizer, scheduler, verbose, step_options["scaler"])
         if start >= epochs and verbose:
             tqdm.write(f"the checkpoint is at epoch {start} of {epochs}: nothing left to train (raise epochs).")
     if out is not None:
@@ -361,8 +464,8 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
         for stale in out.glob(".*.tmp"):  # a write cut short by a kill; the real file is intact
             stale.unlink(missing_ok=True)
     for epoch in range(start + 1, epochs + 1):
-        record = _run_epoch(model, train_loader, val_loader, loss_fn, optimizer, scheduler, device,
-                            epoch, epochs, progress)
+        record = _run_epoch(net, train_loader, val_loader, loss_fn, optimizer, scheduler, device,
+                            epoch, epochs, progress, step_options)
         history.append(record)
         is_best = record["val_dice"] > best
         best = max(best, record["val_dice"])
@@ -370,7 +473,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
             state = dict(model=model.state_dict(), model_config=dict(getattr(model, "config", {})),
                          optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), epoch=epoch,
                          best_dice=best, history=history, config=config, image_size=list(image_size),
-                         rng=rng_states())
+                         rng=rng_states(), scaler=step_options["scaler"].state_dict())
             _write_run_files(out, state, is_best)
         if verbose:
             tqdm.write(_summary_line(record, epochs, is_best))
@@ -383,29 +486,35 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
 
 
 def _run_epoch(model, train_loader, val_loader, loss_fn, optimizer, scheduler, device, epoch, epochs,
-               progress) -> dict[str, float]:
+               progress, step_options) -> dict[str, float]:
     """Train and evaluate one epoch; the history record (what history.json stores)."""
     for part in (train_loader.sampler, train_loader.dataset):  # reproducible order and augmentation
         if hasattr(part, "set_epoch"):
             part.set_epoch(epoch)
     t0 = time.perf_counter()
     train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, epoch,
-                                 epochs=epochs, progress=progress)
+                                 epochs=epochs, progress=progress, **step_options)
     train_seconds = time.perf_counter() - t0
-    metrics = evaluate(model, val_loader, loss_fn, device)
+    metrics = evaluate(model, val_loader, loss_fn, device, amp_dtype=step_options["amp_dtype"],
+                       channels_last=step_options["channels_last"])
     batch = train_loader.batch_size
     n_images = len(train_loader) * batch if batch and train_loader.drop_last else len(train_loader.dataset)
     return dict(epoch=epoch, train_loss=train_loss, **metrics, lr=optimizer.param_groups[0]["lr"],
                 seconds=time.perf_counter() - t0, images_per_s=n_images / train_seconds)
 
 
-def _restore(resume, model, optimizer, scheduler, verbose) -> tuple[int, float, list]:
-    """Load model, optimizer, schedule and RNG states; returns (epoch, best_dice, history)."""
+def _restore(resume, model, optimizer, scheduler, verbose, scaler=None) -> tuple[int, float, list]:
+    """Load model, optimizer, schedule, GradScaler and RNG states; returns (epoch, best_dice, history).
+
+    The scaler's state (its current loss scale) is restored only when both runs use one (fp16):
+    a run resumed on a device with another precision starts its own scale."""
     ckpt = resume if isinstance(resume, dict) else read_checkpoint(resume)
     check_same_architecture(ckpt, model, resume if not isinstance(resume, dict) else "checkpoint")
     model.load_state_dict(ckpt["model"])
     optimizer.load_state_dict(ckpt["optimizer"])
     scheduler.load_state_dict(ckpt["scheduler"])
+    if scaler is not None and scaler.is_enabled() and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
     set_rng_states(ckpt["rng"])
     if verbose:
         tqdm.write(f"resumed at epoch {ckpt['epoch']} (best held-out Dice so far {ckpt['best_dice']:.4f})")
@@ -465,13 +574,18 @@ def _run(cfg: TrainConfig) -> Path:
     out = Path(cfg.out) if cfg.out else default_run_dir(cfg.profile)
     out.mkdir(parents=True, exist_ok=True)
     device = pick_device(cfg.device)
-    print(f"run folder: {out}   profile: {cfg.profile}   device: {device.type}", flush=True)
+    amp_dtype = resolve_amp(cfg.amp, device)
+    print(f"run folder: {out}   profile: {cfg.profile}   device: {device.type}   precision: "
+          f"{str(amp_dtype or torch.float32).removeprefix('torch.')}"
+          f"{'   channels_last' if use_channels_last(cfg.channels_last, device) else ''}"
+          f"{'   compiled' if cfg.compile else ''}", flush=True)
     print(f"data: {len(train_loader.dataset)} train / {len(val_loader.dataset)} held-out images "
           f"(split by car) at {cfg.image_size[0]}x{cfg.image_size[1]}", flush=True)
     model = build_model(cfg)
     fit(model, train_loader, val_loader, epochs=cfg.epochs, lr=cfg.lr, device=device, out=out,
         loss_fn=BCEDiceLoss(cfg.bce_weight), weight_decay=cfg.weight_decay, warmup=cfg.warmup,
-        resume=cfg.resume, config=cfg.to_dict(), stop_after=cfg.stop_after, progress=cfg.progress)
+        resume=cfg.resume, config=cfg.to_dict(), stop_after=cfg.stop_after, progress=cfg.progress,
+        amp=cfg.amp, channels_last=cfg.channels_last, clip_grad=cfg.clip_grad or None, compile=cfg.compile)
     if (out / "best.pt").is_file():
         from .viz import save_prediction_figure
 
@@ -542,6 +656,13 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--val-fraction", type=float, help="share of cars held out for validation (default 0.2)")
     p.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 1e-4)")
     p.add_argument("--stop-after", type=int, metavar="EPOCH", help="stop after this epoch (e.g. to spread a run over sessions)")
+    p.add_argument("--amp", choices=AMP_CHOICES, help="mixed precision (default auto: bf16 on CUDA GPUs "
+                   "that have it, else fp16 with loss scaling; off on CPU and MPS)")
+    p.add_argument("--channels-last", action=argparse.BooleanOptionalAction,
+                   help="NHWC memory layout (default: on for CUDA, off elsewhere)")
+    p.add_argument("--clip-grad", type=float, metavar="NORM",
+                   help="clip the gradient norm to NORM (default: off; 1.0 is a common choice)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     return p
 

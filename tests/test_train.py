@@ -299,3 +299,119 @@ def test_persistent_workers_augment_each_epoch_like_the_main_process(toy_root):
     in_process, in_workers = batches(0), batches(2)
     assert not torch.equal(in_process[0], in_process[1])
     assert all(torch.equal(a, b) for a, b in zip(in_process, in_workers))
+
+
+# ---------------------------------------------------------------------------- speed options (issue 4)
+
+
+def one_batch(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    train, _ = make_loaders(tiny_config(root))
+    return next(iter(train))
+
+
+def test_amp_choices_resolve_per_device():
+    from course_utils.train import resolve_amp
+
+    assert resolve_amp("auto", "cpu") is None and resolve_amp("off", "cpu") is None
+    assert resolve_amp("bf16", "cpu") is torch.bfloat16 and resolve_amp("fp16", "cpu") is torch.float16
+    with pytest.raises(ValueError, match="amp must be one of"):
+        resolve_amp("half", "cpu")
+    cfg = parse_config(["--amp", "bf16", "--channels-last", "--clip-grad", "1", "--compile", "--epochs", "1"])
+    assert (cfg.amp, cfg.channels_last, cfg.clip_grad, cfg.compile) == ("bf16", True, 1.0, True)
+    assert parse_config(["--no-channels-last"]).channels_last is False
+    assert parse_config([]).channels_last is None and parse_config([]).amp == "auto"
+
+
+def test_bf16_autocast_steps_on_cpu_reduce_the_loss(toy_root):
+    from course_utils.train import train_step
+
+    images, masks = one_batch(toy_root)
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = [train_step(model, images, masks, BCEDiceLoss(), optimizer, amp_dtype=torch.bfloat16).item()
+              for _ in range(12)]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert all(p.dtype == torch.float32 for p in model.parameters())  # autocast keeps float32 master weights
+
+
+def test_fp16_with_grad_scaler_on_cpu_reduces_the_loss(toy_root):
+    from course_utils.train import make_scaler, train_step
+
+    scaler = make_scaler("cpu", torch.float16)
+    assert scaler.is_enabled() and not make_scaler("cpu", torch.bfloat16).is_enabled()
+    images, masks = one_batch(toy_root)
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    losses = [train_step(model, images, masks, BCEDiceLoss(), optimizer, amp_dtype=torch.float16,
+                         scaler=scaler, clip_grad=1.0).item() for _ in range(12)]
+    assert losses[-1] < 0.8 * losses[0], losses
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert 0 < scaler.get_scale() < float("inf")
+
+
+@pytest.mark.parametrize("fp16", [False, True])
+def test_gradients_are_clipped_in_true_units_even_when_scaled(toy_root, fp16):
+    """SGD with lr 1 moves the weights by exactly the clipped gradient: its norm must be clip_grad,
+    not clip_grad / scale (which is what clipping the scaled gradients would give)."""
+    from course_utils.train import make_scaler, train_step
+
+    images, masks = one_batch(toy_root)
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    dtype = torch.float16 if fp16 else None
+    scaler = make_scaler("cpu", dtype)
+    assert scaler.is_enabled() == fp16
+    train_step(model, images, masks, BCEDiceLoss(), optimizer, amp_dtype=dtype, scaler=scaler, clip_grad=1e-3)
+    moved = (torch.cat([p.detach().flatten() for p in model.parameters()]) - before).norm().item()
+    assert moved == pytest.approx(1e-3, rel=1e-2)
+
+
+def test_channels_last_gives_the_same_losses_as_contiguous(toy_root):
+    import copy
+
+    from course_utils.train import train_step
+
+    images, masks = one_batch(toy_root)
+    torch.manual_seed(0)
+    model = UNet(base_channels=4)
+    runs = []
+    for layout in (False, True):
+        m = copy.deepcopy(model)
+        if layout:
+            m.to(memory_format=torch.channels_last)
+            conv = next(c for c in m.modules() if isinstance(c, torch.nn.Conv2d))
+            assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+            assert not conv.weight.is_contiguous()
+        optimizer = torch.optim.AdamW(m.parameters(), lr=1e-2)
+        runs.append([train_step(m, images, masks, BCEDiceLoss(), optimizer, channels_last=layout).item()
+                     for _ in range(3)])
+    assert runs[0] == pytest.approx(runs[1], rel=1e-4, abs=1e-5)
+    assert runs[0][0] != runs[0][-1]  # the steps did train
+
+
+def test_fp16_scaler_state_is_checkpointed_and_restored_on_resume(toy_root, tmp_path):
+    cfg = tiny_config(toy_root)
+    train, val = make_loaders(cfg)
+    kw = dict(epochs=2, lr=1e-2, device="cpu", progress=False, verbose=False, amp="fp16", clip_grad=1.0)
+    torch.manual_seed(0)
+    fit(build_model(cfg), train, val, out=tmp_path / "straight", **kw)
+    torch.manual_seed(0)
+    fit(build_model(cfg), train, val, out=tmp_path / "split", stop_after=1, **kw)
+    path = tmp_path / "split" / "last.pt"
+    ckpt = torch.load(path, weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["scaler"]["scale"] > 0 and "_growth_tracker" in ckpt["scaler"]
+    fit(build_model(cfg), train, val, out=tmp_path / "split", resume=path, **kw)
+    a, b = (torch.load(tmp_path / d / "last.pt", weights_only=True) for d in ("straight", "split"))
+    assert a["scaler"] == b["scaler"] and b["epoch"] == 2
+    for name, tensor in a["model"].items():
+        assert torch.allclose(tensor.float(), b["model"][name].float(), atol=1e-6), name
+    # the restored scale is the checkpoint's, not a fresh 65536
+    ckpt["scaler"]["scale"] = 1024.0
+    torch.save(ckpt, path)
+    fit(build_model(cfg), train, val, out=tmp_path / "split", resume=path, **kw)
+    assert torch.load(path, weights_only=True)["scaler"]["scale"] <= 1024.0
