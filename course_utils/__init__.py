@@ -64,6 +64,7 @@ _EXPORTS: dict[str, str] = {
     # viz.py
     "show_predictions": "viz",
     "save_prediction_figure": "viz",
+    "plot_history": "viz",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -85,3 +85,46 @@ def save_prediction_figure(model: nn.Module, dataset: Dataset, path: str | Path,
     path.parent.mkdir(parents=True, exist_ok=True)
     show_predictions(model, dataset, n=n, device=device).savefig(path, dpi=dpi)
     return path
+
+
+def load_history(history_or_run_dir: Sequence[dict] | str | Path) -> list[dict]:
+    """The per-epoch records of a run: a list of dicts as `fit` returns, or read from a run folder's
+    history.json (a path to the file itself works too)."""
+    if isinstance(history_or_run_dir, (str, Path)):
+        path = Path(history_or_run_dir)
+        path = path / "history.json" if path.is_dir() else path
+        if not path.is_file():
+            raise FileNotFoundError(f"no history.json at {path}: give a run folder written by fit(..., out=...) "
+                                    f"or `python -m course_utils.train --out FOLDER`, or fit's returned list.")
+        import json
+
+        return json.loads(path.read_text())
+    return list(history_or_run_dir)
+
+
+def plot_history(history_or_run_dir: Sequence[dict] | str | Path) -> Figure:
+    """A Figure of a run's curves (lesson 06): train and held-out loss per epoch (left), held-out
+    Dice per epoch (right), with the best epoch (highest val_dice, what best.pt holds) marked.
+
+    history_or_run_dir: fit's returned list of dicts (epoch, train_loss, val_loss, val_dice, ...),
+    or a run folder holding history.json.
+    """
+    history = load_history(history_or_run_dir)
+    if not history:
+        raise ValueError("the history is empty: train at least one epoch before plotting it.")
+    epochs = [r["epoch"] for r in history]
+    best = max(history, key=lambda r: r["val_dice"])
+    fig = Figure(figsize=(9, 3.2), layout="constrained")
+    loss_ax, dice_ax = fig.subplots(1, 2)
+    loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train loss")
+    loss_ax.plot(epochs, [r["val_loss"] for r in history], "s-", label="held-out loss")
+    loss_ax.set(xlabel="epoch", ylabel="loss (BCE + Dice)", title="loss")
+    dice_ax.plot(epochs, [r["val_dice"] for r in history], "o-", color="tab:green", label="held-out Dice")
+    dice_ax.set(xlabel="epoch", ylabel="Dice (per image, mean)", title="held-out Dice")
+    for ax in (loss_ax, dice_ax):
+        ax.axvline(best["epoch"], color="gray", linestyle=":",
+                   label=f"best epoch {best['epoch']} (Dice {best['val_dice']:.4f})")
+        ax.set_xticks(epochs if len(epochs) <= 20 else ax.get_xticks())
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return fig
