@@ -3,6 +3,13 @@
     python -m course_utils.train                      # quick profile: toy Carvana on a CPU
     python -m course_utils.train --profile full       # real Carvana on a GPU
     python -m course_utils.train --resume runs/RUN/last.pt   # continue a stopped run
+    torchrun --nproc_per_node=4 -m course_utils.train --profile full   # 4 GPUs of one machine
+    torchrun --nproc_per_node=2 -m course_utils.train --device cpu      # 2 CPU processes (gloo)
+
+Under torchrun (it sets RANK, WORLD_SIZE and LOCAL_RANK) each process trains a replica wrapped
+in DistributedDataParallel on its own GPU (cuda:LOCAL_RANK, nccl) or on the CPU (gloo), on a
+disjoint shard of each epoch's shuffle; --batch-size is per process. Validation metrics are
+summed over the processes, so they equal one process's; only rank 0 prints and writes files.
 
 The pieces are small functions a notebook can call one by one: `build_model`,
 `make_loaders`, `train_one_epoch`, `evaluate`, `fit`, `load_checkpoint`. A run folder holds
@@ -36,6 +43,40 @@ from .environment import PROFILES, data_root, pick_device, profile
 from .losses import BCEDiceLoss
 from .metrics import dice_score
 from .model import UNet
+
+# ---------------------------------------------------------------------------- many processes (torchrun)
+
+
+def dist_info() -> tuple[int, int]:
+    """(rank, world_size) of the initialised process group, (0, 1) without one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def launched_by_torchrun() -> bool:
+    """True when torchrun (torch.distributed.run) started this process: it sets WORLD_SIZE and RANK."""
+    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
+
+
+def init_distributed(device: torch.device) -> torch.device:
+    """Join torchrun's process group: nccl and cuda:LOCAL_RANK on GPUs, gloo on the CPU.
+    Returns this process's device."""
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        torch.cuda.set_device(device)
+    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def _all_reduce_sum(values: list[float], device: torch.device | str) -> list[float]:
+    """Sum each value over all processes (float64, so sums of many Dice values stay exact)."""
+    if dist_info()[1] == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64, device=device)
+    torch.distributed.all_reduce(t)
+    return t.tolist()
+
 
 # ---------------------------------------------------------------------------- configuration
 
@@ -192,6 +233,39 @@ class EpochShuffle(Sampler[tuple[int, int]]):
         return self.n
 
 
+class ShardedEpochShuffle(EpochShuffle):
+    """EpochShuffle for one of `world_size` processes: rank r takes every world_size-th entry,
+    from r, of the same (seed, epoch) permutation, so the shards are disjoint and together
+    cover the epoch. Like DistributedSampler, the permutation is padded with its own start to
+    a multiple of world_size, so every process runs the same number of steps (DDP needs that)."""
+
+    def __init__(self, data: Dataset, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(data, seed)
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self):
+        pairs = list(super().__iter__())
+        pairs += pairs[:len(self) * self.world_size - len(pairs)]
+        return iter(pairs[self.rank::self.world_size])
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.world_size)
+
+
+class Shard(Sampler[int]):
+    """Indices rank, rank + world_size, ... of a dataset, in order and without padding: each
+    image is evaluated by exactly one process (shards may differ in length by one)."""
+
+    def __init__(self, data: Dataset, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = list(range(rank, len(data), world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+
 class SeededAugment(Dataset):
     """Wraps a dataset so item i of epoch e is augmented with its own seed (seed, e, i).
 
@@ -225,7 +299,10 @@ class SeededAugment(Dataset):
 
 
 def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
-    """Train and validation loaders, split by car: the validation cars are never trained on."""
+    """Train and validation loaders, split by car: the validation cars are never trained on.
+
+    In a process group (torchrun) each loader holds this process's shard (ShardedEpochShuffle,
+    Shard) and batch_size is per process."""
     from .data import CarvanaDataset, eval_transform, split_cars, train_transform
 
     root = resolve_data_dir(cfg)
@@ -238,9 +315,11 @@ def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
     # them through EpochShuffle's (epoch, index) pairs, so augmentation stays reproducible
     common = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
                   persistent_workers=cfg.num_workers > 0)
-    train = DataLoader(train_ds, cfg.batch_size, sampler=EpochShuffle(train_ds, cfg.seed),
-                       drop_last=len(train_ds) > cfg.batch_size, **common)
-    val = DataLoader(val_ds, cfg.batch_size, shuffle=False, **common)
+    rank, world = dist_info()
+    sampler = EpochShuffle(train_ds, cfg.seed) if world == 1 else ShardedEpochShuffle(train_ds, cfg.seed, rank, world)
+    train = DataLoader(train_ds, cfg.batch_size, sampler=sampler, drop_last=len(sampler) > cfg.batch_size, **common)
+    val = DataLoader(val_ds, cfg.batch_size, sampler=Shard(val_ds, rank, world) if world > 1 else None,
+                     shuffle=False, **common)
     return train, val
 
 
@@ -327,6 +406,21 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; training stopped before the bad step was applied."""
 
 
+class OutOfMemoryError(RuntimeError):
+    """The GPU ran out of memory in a training step; the message says what to lower."""
+
+
+def _oom_message(epoch: int, step: int, images: torch.Tensor) -> str:
+    b, _, h, w = images.shape
+    return (f"the GPU ran out of memory at epoch {epoch}, step {step} (batch of {b} images of {h}x{w}). "
+            f"Lower what a step holds in memory and run again:\n"
+            f"  --batch-size {max(1, b // 2)}   activations shrink in proportion to the batch (per GPU under torchrun)\n"
+            f"  --image-size {h // 2} {w // 2}   they shrink with H x W (sides must stay multiples of 2**depth)\n"
+            f"  --base-channels 32   (or half the current width) every activation has half as many channels\n"
+            f"  --amp bf16 (or --amp fp16 on GPUs without bf16)   halves activation memory\n"
+            f"Checkpoints of earlier epochs are untouched: add --resume RUN/last.pt to continue.")
+
+
 def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, optimizer: torch.optim.Optimizer,
                     scheduler: Any, device: torch.device | str, epoch: int = 1, *,
                     epochs: int | None = None, progress: bool = True, amp_dtype: torch.dtype | None = None,
@@ -342,17 +436,22 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, opt
     total, seen, start = 0.0, 0, time.perf_counter()
     desc = f"epoch {epoch}" + (f"/{epochs}" if epochs else "")
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch")
+    world = dist_info()[1]
     for step, (images, masks) in enumerate(bar, 1):
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        loss = loss_fn(forward(model, images, amp_dtype, channels_last), masks)  # logits (B, 1, H, W) vs masks (B, 1, H, W), in float32
-        value = loss.item()
-        if not math.isfinite(value):
-            raise NonFiniteLossError(_nonfinite_message(value, epoch, step, optimizer))
-        _backward_and_step(loss, model, optimizer, scaler, clip_grad)
+        try:
+            loss = loss_fn(forward(model, images, amp_dtype, channels_last), masks)  # logits (B, 1, H, W) vs masks (B, 1, H, W), in float32
+            # the mean over all processes: every process sees the same value, so all stop together on NaN
+            value = _all_reduce_sum([loss.item()], device)[0] / world
+            if not math.isfinite(value):
+                raise NonFiniteLossError(_nonfinite_message(value, epoch, step, optimizer))
+            _backward_and_step(loss, model, optimizer, scaler, clip_grad)
+        except torch.OutOfMemoryError:
+            raise OutOfMemoryError(_oom_message(epoch, step, images)) from None
         if scheduler is not None:
             scheduler.step()
         total, seen = total + value * len(images), seen + len(images)
-        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen / (time.perf_counter() - start):.1f}")
+        bar.set_postfix(loss=f"{value:.4f}", img_s=f"{seen * world / (time.perf_counter() - start):.1f}")
     return total / max(seen, 1)
 
 
@@ -370,16 +469,20 @@ def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
              channels_last: bool = False) -> dict[str, float]:
     """Held-out loss and Dice. val_dice is the Kaggle metric: Dice of each image (sigmoid >
     threshold), collected over the whole loader and averaged once (not per batch).
-    amp_dtype, channels_last: as in training (the loss and Dice are computed in float32)."""
+    amp_dtype, channels_last: as in training (the loss and Dice are computed in float32).
+    In a process group (torchrun) `loader` holds this process's shard and the sums of loss and
+    Dice and the image count are added over the processes: every process returns the metrics
+    of the whole validation set, equal to one process's."""
     model.eval()
-    loss_sum, dices = 0.0, []
+    loss_sum, dices = 0.0, [torch.zeros(0)]
     for images, masks in loader:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
         logits = forward(model, images, amp_dtype, channels_last)
         loss_sum += loss_fn(logits, masks).item() * len(images)
         dices.append(dice_score(torch.sigmoid(logits) > threshold, masks, reduction="none").cpu())
-    per_image = torch.cat(dices)  # (N,)
-    return {"val_loss": loss_sum / len(per_image), "val_dice": per_image.mean().item()}
+    per_image = torch.cat(dices).double()  # (N,) this process's images
+    loss_sum, dice_sum, n = _all_reduce_sum([loss_sum, per_image.sum().item(), len(per_image)], device)
+    return {"val_loss": loss_sum / n, "val_dice": dice_sum / n}
 
 
 # ---------------------------------------------------------------------------- optimisation
@@ -445,7 +548,13 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
     amp_dtype, fast_layout = resolve_amp(amp, device), use_channels_last(channels_last, device)
     if fast_layout:
         model.to(memory_format=torch.channels_last)
-    net = torch.compile(model) if compile else model  # shares model's weights; checkpoints save model's
+    rank, world = dist_info()
+    verbose, progress = verbose and rank == 0, progress and rank == 0
+    out = out if rank == 0 else None  # one process writes the run folder
+    net = model
+    if world > 1:  # each process's gradients are averaged over all of them in backward
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    net = torch.compile(net) if compile else net  # shares model's weights; checkpoints save model's
     step_options = dict(amp_dtype=amp_dtype, scaler=make_scaler(device, amp_dtype), clip_grad=clip_grad,
                         channels_last=fast_layout)
     loss_fn = loss_fn or BCEDiceLoss()
@@ -465,7 +574,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
             stale.unlink(missing_ok=True)
     for epoch in range(start + 1, epochs + 1):
         record = _run_epoch(net, train_loader, val_loader, loss_fn, optimizer, scheduler, device,
-                            epoch, epochs, progress, step_options)
+                            epoch, epochs, progress, step_options, eval_model=model if world > 1 else net)
         history.append(record)
         is_best = record["val_dice"] > best
         best = max(best, record["val_dice"])
@@ -486,8 +595,11 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
 
 
 def _run_epoch(model, train_loader, val_loader, loss_fn, optimizer, scheduler, device, epoch, epochs,
-               progress, step_options) -> dict[str, float]:
-    """Train and evaluate one epoch; the history record (what history.json stores)."""
+               progress, step_options, eval_model=None) -> dict[str, float]:
+    """Train and evaluate one epoch; the history record (what history.json stores).
+
+    eval_model: the model to evaluate (default `model`); under DDP the unwrapped module, whose
+    BatchNorm statistics are first made rank 0's on every process (each process updated its own)."""
     for part in (train_loader.sampler, train_loader.dataset):  # reproducible order and augmentation
         if hasattr(part, "set_epoch"):
             part.set_epoch(epoch)
@@ -495,10 +607,16 @@ def _run_epoch(model, train_loader, val_loader, loss_fn, optimizer, scheduler, d
     train_loss = train_one_epoch(model, train_loader, loss_fn, optimizer, scheduler, device, epoch,
                                  epochs=epochs, progress=progress, **step_options)
     train_seconds = time.perf_counter() - t0
-    metrics = evaluate(model, val_loader, loss_fn, device, amp_dtype=step_options["amp_dtype"],
+    eval_model = model if eval_model is None else eval_model
+    world = dist_info()[1]
+    if world > 1:
+        for buffer in eval_model.buffers():
+            torch.distributed.broadcast(buffer, src=0)
+    metrics = evaluate(eval_model, val_loader, loss_fn, device, amp_dtype=step_options["amp_dtype"],
                        channels_last=step_options["channels_last"])
     batch = train_loader.batch_size
-    n_images = len(train_loader) * batch if batch and train_loader.drop_last else len(train_loader.dataset)
+    n_images = len(train_loader) * batch if batch and train_loader.drop_last else len(train_loader.sampler)
+    n_images *= world
     return dict(epoch=epoch, train_loss=train_loss, **metrics, lr=optimizer.param_groups[0]["lr"],
                 seconds=time.perf_counter() - t0, images_per_s=n_images / train_seconds)
 
@@ -569,24 +687,48 @@ def run(cfg: TrainConfig) -> Path:
 
 
 def _run(cfg: TrainConfig) -> Path:
-    seed_everything(cfg.seed)
+    if not launched_by_torchrun():
+        return _run_one(cfg, pick_device(cfg.device))
+    device = init_distributed(pick_device(cfg.device))
+    try:
+        out = _run_one(cfg, device)
+        torch.distributed.barrier()  # rank 0 may still be writing files: leave the group together
+        return out
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
+    """The run of one process (of several under torchrun: then only rank 0 prints and writes)."""
+    rank, world = dist_info()
+    seed_everything(cfg.seed)  # the same initial weights everywhere (DDP also copies rank 0's)
+    if rank > 0:  # rank 0 first: it may draw the toy set or build the loader cache
+        torch.distributed.barrier()
     train_loader, val_loader = make_loaders(cfg)  # first: a data problem stops us before anything is written
+    if rank == 0 and world > 1:
+        torch.distributed.barrier()
     out = Path(cfg.out) if cfg.out else default_run_dir(cfg.profile)
-    out.mkdir(parents=True, exist_ok=True)
-    device = pick_device(cfg.device)
     amp_dtype = resolve_amp(cfg.amp, device)
-    print(f"run folder: {out}   profile: {cfg.profile}   device: {device.type}   precision: "
+    say = print if rank == 0 else (lambda *a, **k: None)
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    if world > 1:
+        say(f"{world} processes (torchrun, {torch.distributed.get_backend()}): batch {cfg.batch_size} per "
+            f"process, {cfg.batch_size * world} per step", flush=True)
+    say(f"run folder: {out}   profile: {cfg.profile}   device: {device.type}   precision: "
           f"{str(amp_dtype or torch.float32).removeprefix('torch.')}"
           f"{'   channels_last' if use_channels_last(cfg.channels_last, device) else ''}"
           f"{'   compiled' if cfg.compile else ''}", flush=True)
-    print(f"data: {len(train_loader.dataset)} train / {len(val_loader.dataset)} held-out images "
+    say(f"data: {len(train_loader.dataset)} train / {len(val_loader.dataset)} held-out images "
           f"(split by car) at {cfg.image_size[0]}x{cfg.image_size[1]}", flush=True)
     model = build_model(cfg)
     fit(model, train_loader, val_loader, epochs=cfg.epochs, lr=cfg.lr, device=device, out=out,
         loss_fn=BCEDiceLoss(cfg.bce_weight), weight_decay=cfg.weight_decay, warmup=cfg.warmup,
         resume=cfg.resume, config=cfg.to_dict(), stop_after=cfg.stop_after, progress=cfg.progress,
         amp=cfg.amp, channels_last=cfg.channels_last, clip_grad=cfg.clip_grad or None, compile=cfg.compile)
-    if (out / "best.pt").is_file():
+    if os.environ.get("UNET_COURSE_TEST_DUMP_DIR"):  # tests: every process's final weights
+        torch.save(model.state_dict(), Path(os.environ["UNET_COURSE_TEST_DUMP_DIR"]) / f"rank{rank}.pt")
+    if rank == 0 and (out / "best.pt").is_file():
         from .viz import save_prediction_figure
 
         model, ckpt = load_checkpoint(out / "best.pt", model)
@@ -630,6 +772,9 @@ Options not given take the profile's defaults. A run folder (--out, default
 runs/<profile>-<date>-<time>) gets history.json, last.pt, best.pt and predictions.png.
 A stopped run continues with the same command plus --resume RUN/last.pt (options left
 out are then taken from the checkpoint).
+
+Many GPUs (or CPU processes): torchrun --nproc_per_node=N -m course_utils.train [options]
+trains with DistributedDataParallel; --batch-size is per process, so a step sees N x that.
 """
 
 
@@ -643,7 +788,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", help="a folder in the Kaggle Carvana layout (default: the profile's, under the data root)")
     p.add_argument("--out", help="run folder (default runs/<profile>-<date>-<time>; with --resume, the checkpoint's folder)")
     p.add_argument("--epochs", type=int, help="total epochs, counting those before a resume")
-    p.add_argument("--batch-size", type=int)
+    p.add_argument("--batch-size", type=int, help="images per step; under torchrun per process "
+                   "(N processes: N x this per step)")
     p.add_argument("--lr", type=float, help="peak learning rate of AdamW's warm-up + cosine schedule")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), help="training size; multiples of 2**depth")
     p.add_argument("--base-channels", type=int, help="channels of the first U-Net level (paper: 64)")
@@ -697,7 +843,7 @@ def main(argv: list[str] | None = None) -> int:
         matplotlib.use("Agg")
     try:
         run(cfg)
-    except (OSError, ValueError, NonFiniteLossError) as e:  # missing data, bad files, wrong checkpoint
+    except (OSError, ValueError, NonFiniteLossError, OutOfMemoryError) as e:  # missing data, bad files, ...
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
