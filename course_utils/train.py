@@ -759,13 +759,14 @@ def profiles_help() -> str:
 profiles (--profile; default course_utils.profile(): full with a GPU and the real data, else quick):
   quick  the toy Carvana under the data root (made on first use, 40 cars x 16 angles),
          {_profile_summary("quick")}, 1 CPU thread.
-         Measured: held-out Dice 0.977 in 70-100 s on 2 busy CPU cores, drawing the toy
-         set included (a first run); with one seed, the same numbers on every run.
+         Measured: held-out Dice 0.977 in about 65 s on 2 quiet CPU cores (70-100 s on busy
+         ones), drawing the toy set included; with one seed, the same numbers on every run.
   full   the Kaggle set in <data root>/carvana (python -m course_utils.data download carvana),
          {_profile_summary("full")}, up to 8 loader workers.
          Expectations, not measured here: forward + backward cost 2.7 TFLOP per image, so
          a few minutes per epoch on an A100/H100-class GPU (far longer on a T4); batch 8
-         needs about 30 GB of GPU memory in float32 (use --batch-size 2 on a 16 GB GPU);
+         needs about 30 GB of GPU memory in float32, less with the mixed precision that
+         --amp auto turns on for CUDA (on a 16 GB GPU try --batch-size 2);
          held-out Dice about 0.99 after a few epochs.
 
 Options not given take the profile's defaults. A run folder (--out, default
