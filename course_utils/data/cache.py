@@ -27,6 +27,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .toy_carvana import remove_abandoned_partials
+
 __all__ = ["ResizedCache", "build_cache", "cache_folder"]
 
 CACHE_VERSION = 1
@@ -109,7 +111,7 @@ def build_cache(root: str | Path, size: tuple[int, int], cache_dir: str | Path |
         return folder
     _make_writable_folder(base, cache_dir is None)
     _check_space(base, len(ids) * size[0] * size[1] * 4)
-    _remove_abandoned_partials(base)
+    remove_abandoned_partials(base, ".*.partial-*")
     tmp = base / f".{folder.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
@@ -182,16 +184,6 @@ def _check_space(base: Path, needed: int) -> None:
             "Free some space, pass cache_dir= on a bigger disk, or use a smaller size."
         )
 
-
-def _remove_abandoned_partials(base: Path) -> None:
-    """Delete half-built caches of runs that were killed (their process no longer exists)."""
-    for tmp in base.glob(".*.partial-*"):
-        try:
-            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, OSError):  # not our name pattern, or a live process of another user
-            pass
 
 
 class ResizedCache:

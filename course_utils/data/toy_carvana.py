@@ -628,7 +628,7 @@ def ensure_toy_carvana(root: str | Path | None = None, n_cars: int = 40, image_s
         raise FileExistsError(f"{root} holds files that make_toy_carvana did not make; "
                               "move them away or pass another root.")
     root.parent.mkdir(parents=True, exist_ok=True)
-    _remove_abandoned_partials(root)
+    remove_abandoned_partials(root.parent, f".{root.name}.partial-*")
     tmp = root.parent / f".{root.name}.partial-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     make_toy_carvana(tmp, n_cars=n_cars, image_size=image_size, seed=seed)
@@ -645,9 +645,10 @@ def ensure_toy_carvana(root: str | Path | None = None, n_cars: int = 40, image_s
     return root
 
 
-def _remove_abandoned_partials(root: Path) -> None:
-    """Delete half-drawn sets left by runs that were killed (their process no longer exists)."""
-    for tmp in root.parent.glob(f".{root.name}.partial-*"):
+def remove_abandoned_partials(folder: Path, pattern: str) -> None:
+    """Delete the half-written folders matching `pattern` in `folder` (".name.partial-<pid>")
+    whose writing process no longer exists: what a killed run leaves behind."""
+    for tmp in folder.glob(pattern):
         try:
             os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
         except ProcessLookupError:
