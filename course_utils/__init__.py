@@ -55,7 +55,7 @@ _EXPORTS: dict[str, str] = {
     "fit": "train",
     "train_one_epoch": "train",
     "train_step": "train",
-    "evaluate": "train",
+    "validate": "train",
     "load_checkpoint": "train",
     "build_model": "train",
     "make_loaders": "train",

@@ -12,7 +12,7 @@ disjoint shard of each epoch's shuffle; --batch-size is per process. Validation 
 summed over the processes, so they equal one process's; only rank 0 prints and writes files.
 
 The pieces are small functions a notebook can call one by one: `build_model`,
-`make_loaders`, `train_one_epoch`, `evaluate`, `fit`, `load_checkpoint`. A run folder holds
+`make_loaders`, `train_one_epoch`, `validate`, `fit`, `load_checkpoint`. A run folder holds
 `history.json` (one object per epoch), `last.pt` (every epoch), `best.pt` (best held-out
 Dice) and `predictions.png`. Checkpoints are written atomically and hold everything needed to
 resume bit-for-bit on CPU: weights, optimizer, schedule, epoch, history and RNG states.
@@ -464,7 +464,7 @@ def _nonfinite_message(value: float, epoch: int, step: int, optimizer: torch.opt
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device | str,
+def validate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device | str,
              threshold: float = 0.5, *, amp_dtype: torch.dtype | None = None,
              channels_last: bool = False) -> dict[str, float]:
     """Held-out loss and Dice. val_dice is the Kaggle metric: Dice of each image (sigmoid >
@@ -612,7 +612,7 @@ def _run_epoch(model, train_loader, val_loader, loss_fn, optimizer, scheduler, d
     if world > 1:
         for buffer in eval_model.buffers():
             torch.distributed.broadcast(buffer, src=0)
-    metrics = evaluate(eval_model, val_loader, loss_fn, device, amp_dtype=step_options["amp_dtype"],
+    metrics = validate(eval_model, val_loader, loss_fn, device, amp_dtype=step_options["amp_dtype"],
                        channels_last=step_options["channels_last"])
     batch = train_loader.batch_size
     n_images = len(train_loader) * batch if batch and train_loader.drop_last else len(train_loader.sampler)

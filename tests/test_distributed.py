@@ -14,7 +14,7 @@ import torch
 
 from course_utils.data import make_toy_carvana, split_cars
 from course_utils.losses import BCEDiceLoss
-from course_utils.train import (EpochShuffle, ShardedEpochShuffle, Shard, TrainConfig, evaluate, load_checkpoint,
+from course_utils.train import (EpochShuffle, ShardedEpochShuffle, Shard, TrainConfig, validate, load_checkpoint,
                                 main, make_loaders)
 
 
@@ -95,7 +95,7 @@ def test_reduced_validation_equals_one_process(two_process_run, odd_toy_root):
     _, val = make_loaders(cfg)
     assert len(val.dataset) == 15
     model, ckpt = load_checkpoint(tmp / "run" / "last.pt")
-    metrics = evaluate(model, val, BCEDiceLoss(cfg.bce_weight), "cpu")
+    metrics = validate(model, val, BCEDiceLoss(cfg.bce_weight), "cpu")
     assert ckpt["epoch"] == 2
     assert history[-1]["val_dice"] == pytest.approx(metrics["val_dice"], abs=1e-6)
     assert history[-1]["val_loss"] == pytest.approx(metrics["val_loss"], abs=1e-5)

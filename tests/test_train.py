@@ -22,7 +22,7 @@ from course_utils.train import (
     TrainConfig,
     atomic_write,
     build_model,
-    evaluate,
+    validate,
     fit,
     load_checkpoint,
     main,
@@ -133,7 +133,7 @@ def test_training_steps_reduce_the_loss(toy_root):
     losses = [train_one_epoch(model, train, loss_fn, optimizer, None, "cpu", epoch=e, progress=False)
               for e in range(1, 5)]
     assert losses[-1] < 0.8 * losses[0], losses
-    metrics = evaluate(model, val, loss_fn, "cpu")
+    metrics = validate(model, val, loss_fn, "cpu")
     assert set(metrics) == {"val_loss", "val_dice"} and 0.0 <= metrics["val_dice"] <= 1.0
 
 
@@ -148,7 +148,7 @@ class Stamp(torch.nn.Module):
         return x[:, :1] * 40 - 20 + self.w
 
 
-def test_evaluate_averages_per_image_over_the_whole_loader():
+def test_validate_averages_per_image_over_the_whole_loader():
     # three images with Dice 1, 1, 0; batches of 2 -> [1, 1], [0]. Per image: 2/3; per batch: 1/2.
     masks = torch.zeros(3, 1, 4, 4)
     masks[:, :, :2] = 1
@@ -156,7 +156,7 @@ def test_evaluate_averages_per_image_over_the_whole_loader():
     preds[2] = 1 - masks[2]
     data = list(zip(preds.expand(3, 3, 4, 4).clone(), masks))
     loader = torch.utils.data.DataLoader(data, batch_size=2)
-    metrics = evaluate(Stamp(), loader, BCEDiceLoss(), "cpu")
+    metrics = validate(Stamp(), loader, BCEDiceLoss(), "cpu")
     assert metrics["val_dice"] == pytest.approx(2 / 3)
 
 
