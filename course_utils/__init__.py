@@ -57,6 +57,7 @@ _EXPORTS: dict[str, str] = {
     "train_step": "train",
     "validate": "train",
     "load_checkpoint": "train",
+    "load_or_train": "train",
     "build_model": "train",
     "make_loaders": "train",
     "NonFiniteLossError": "train",

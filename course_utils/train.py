@@ -25,6 +25,7 @@ import json
 import math
 import os
 import random
+import shutil
 import sys
 import time
 from dataclasses import dataclass
@@ -738,6 +739,48 @@ def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
     return out
 
 
+# Settings that change how a run is carried out, not the model it ends with.
+_NOT_THE_MODEL = ("out", "resume", "stop_after", "progress", "num_workers", "threads", "device", "data_dir")
+
+
+def load_or_train(cfg: TrainConfig | None = None, *, name: str = "carvana",
+                  verbose: bool = True) -> tuple[nn.Module, dict[str, Any]]:
+    """The course's trained U-Net for the lessons after 06: (model, checkpoint).
+
+    Loads data_root()/runs/<name>-<profile>/best.pt when an earlier lesson trained it with the
+    same settings (cfg, default the profile's); otherwise trains it once with `run(cfg)` into
+    that folder, so lessons 07-09 share one model instead of each training their own.
+    """
+    cfg = cfg or TrainConfig.for_profile()
+    out = data_root() / "runs" / f"{name}-{cfg.profile}"
+    best = out / "best.pt"
+    wanted = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_THE_MODEL}
+    resume = None
+    if best.is_file() and (out / "last.pt").is_file():
+        last = read_checkpoint(out / "last.pt")
+        saved = {k: v for k, v in last.get("config", {}).items() if k not in _NOT_THE_MODEL}
+        if saved == wanted and last["history"][-1]["epoch"] >= cfg.epochs:
+            model, ckpt = load_checkpoint(best)
+            if verbose:
+                print(f"loaded {best}: held-out Dice {ckpt['best_dice']:.4f}, trained by an earlier lesson")
+            return model, ckpt
+        if saved == wanted:  # interrupted earlier: carry on from its last epoch
+            resume = str(out / "last.pt")
+    if resume is None and out.exists():
+        shutil.rmtree(out)  # trained with other settings: start again
+    if verbose and resume:
+        print(f"resuming the interrupted training in {out}")
+    elif verbose:
+        print(f"training once into {out} ({_config_summary(cfg)}); later lessons load it")
+    run(dataclasses.replace(cfg, out=str(out), resume=resume, stop_after=None, progress=False))
+    return load_checkpoint(best)
+
+
+def _config_summary(c: TrainConfig) -> str:
+    return (f"{c.image_size[0]}x{c.image_size[1]} images, base_channels {c.base_channels}, depth {c.depth}, "
+            f"batch {c.batch_size}, {c.epochs} epochs, lr {c.lr:g}")
+
+
 def default_run_dir(profile_name: str) -> Path:
     """runs/<profile>-<YYYYmmdd-HHMMSS> under the current folder (a suffix if it exists)."""
     base = Path("runs") / f"{profile_name}-{time.strftime('%Y%m%d-%H%M%S')}"
@@ -748,9 +791,7 @@ def default_run_dir(profile_name: str) -> Path:
 
 
 def _profile_summary(name: str) -> str:
-    c = TrainConfig.for_profile(name)
-    return (f"{c.image_size[0]}x{c.image_size[1]} images, base_channels {c.base_channels}, depth {c.depth}, "
-            f"batch {c.batch_size}, {c.epochs} epochs, lr {c.lr:g}")
+    return _config_summary(TrainConfig.for_profile(name))
 
 
 def profiles_help() -> str:

@@ -2,8 +2,10 @@
 Carvana, the CLI as a subprocess, checkpoints, resume, and the errors a learner can meet."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,13 +24,15 @@ from course_utils.train import (
     TrainConfig,
     atomic_write,
     build_model,
-    validate,
     fit,
     load_checkpoint,
+    load_or_train,
     main,
     make_loaders,
     parse_config,
+    run,
     train_one_epoch,
+    validate,
 )
 from course_utils.viz import pick_indices, show_predictions
 
@@ -433,3 +437,24 @@ def test_compiled_training_trains_the_model_it_checkpoints(toy_root, tmp_path):
     assert not any(k.startswith("_orig_mod") for k in saved.state_dict())
     assert all(torch.equal(saved.state_dict()[k], v) for k, v in model.state_dict().items())
     assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())  # it did train
+
+
+def test_load_or_train_trains_once_then_loads_resumes_or_retrains(toy_root, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("UNET_COURSE_DATA", str(tmp_path))
+    cfg = tiny_config(toy_root, epochs=2)
+    model, ckpt = load_or_train(cfg, name="toy")
+    assert "training once" in capsys.readouterr().out and ckpt["epoch"] in (1, 2)
+    run_dir = tmp_path / "runs" / "toy-quick"
+    first = (run_dir / "best.pt").stat().st_mtime_ns
+    again, _ = load_or_train(dataclasses.replace(cfg, num_workers=0, progress=True), name="toy")
+    assert "loaded" in capsys.readouterr().out and (run_dir / "best.pt").stat().st_mtime_ns == first
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), again.state_dict().values()))
+    # an interrupted run with the same settings is carried on from its last epoch, not restarted
+    shutil.rmtree(run_dir)
+    run(dataclasses.replace(cfg, out=str(run_dir), stop_after=1, progress=False))
+    resumed, _ = load_or_train(cfg, name="toy")
+    assert "resum" in capsys.readouterr().out.lower()
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), resumed.state_dict().values()))
+    # other settings: trained again from scratch
+    _, other = load_or_train(dataclasses.replace(cfg, base_channels=8), name="toy")
+    assert "training once" in capsys.readouterr().out and other["model_config"]["base_channels"] == 8
