@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import UNet
+from .model import model_from_config
 
 
 def rng_states() -> dict[str, Any]:
@@ -77,7 +77,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, *, optimiz
     """
     ckpt = read_checkpoint(path, map_location)
     if model is None:
-        model = UNet(**ckpt["model_config"])
+        model = model_from_config(ckpt["model_config"])
     else:
         check_same_architecture(ckpt, model, path)
     model.load_state_dict(ckpt["model"])

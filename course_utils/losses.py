@@ -1,4 +1,4 @@
-"""Losses for binary segmentation: soft Dice, and BCE + soft Dice (lesson 06).
+"""Losses: binary segmentation (lesson 06), then classes and depth for NYU Depth V2 (lesson 08).
 
 The network outputs logits (N, 1, H, W); the targets are masks of the same shape with values
 {0, 1}. Why two terms:
@@ -74,3 +74,86 @@ class BCEDiceLoss(nn.Module):
         target = target.to(logits.dtype)
         bce = F.binary_cross_entropy_with_logits(logits, target)
         return self.bce_weight * bce + (1 - self.bce_weight) * self.dice(logits, target)
+
+
+# ---------------------------------------------------------------------------- lesson 08: classes and depth
+
+
+def class_weights(counts: Tensor, method: str = "median") -> Tensor:
+    """Cross-entropy class weights from per-class pixel counts (C,), so rare classes count more.
+
+    "median": median frequency balancing (Eigen & Fergus 2015): median(freq) / freq_c, so a
+    class of median frequency weighs 1. "inverse_sqrt": 1 / sqrt(freq_c), milder; rescaled
+    to average 1 over the classes. A class never seen gets weight 0 (it has no pixels to weigh).
+    """
+    counts = torch.as_tensor(counts, dtype=torch.float64)
+    seen = counts > 0
+    if not bool(seen.any()):
+        raise ValueError("every class count is 0: count the labels of the training set first.")
+    freq = counts / counts.sum()
+    weights = torch.zeros_like(freq)
+    if method == "median":
+        weights[seen] = freq[seen].median() / freq[seen]
+    elif method == "inverse_sqrt":
+        weights[seen] = 1 / freq[seen].sqrt()
+        weights[seen] /= weights[seen].mean()
+    else:
+        raise ValueError(f"method={method!r} is not 'median' or 'inverse_sqrt'.")
+    return weights.float()
+
+
+def masked_l1(pred: Tensor, target: Tensor) -> Tensor:
+    """Mean |pred - target| over valid pixels (target > 0: NYUv2 marks missing depth with 0)."""
+    valid = target > 0
+    if not bool(valid.any()):
+        return pred.sum() * 0  # no valid pixel in the batch: no signal, but keep the graph
+    return (pred[valid] - target[valid]).abs().mean()
+
+
+def silog_loss(pred: Tensor, target: Tensor, variance_focus: float = 0.85) -> Tensor:
+    """Scale-invariant log loss (Eigen et al. 2014) over valid pixels (target > 0).
+
+    With g = log pred - log target: mean(g^2) - variance_focus * mean(g)^2. variance_focus = 1
+    ignores a global scale error entirely; 0 is plain squared log error; 0.85 (common since
+    BTS, 2019) mostly ignores it. Returns the square root, which is on the scale of log depth.
+    """
+    valid = target > 0
+    if not bool(valid.any()):
+        return pred.sum() * 0
+    g = torch.log(pred[valid].clamp(min=1e-3)) - torch.log(target[valid])
+    return (g.pow(2).mean() - variance_focus * g.mean().pow(2)).clamp(min=0).sqrt()
+
+
+class SegDepthLoss(nn.Module):
+    """seg_weight * cross-entropy (ignoring unlabelled pixels) + depth_weight * depth loss.
+
+    The model gives {"seg": logits (N, C, H, W), "depth": metres (N, 1, H, W)}; the target is
+    {"seg": labels (N, H, W) int64, "depth": metres (N, 1, H, W), 0 = missing}. Either key may be
+    missing from both (a segmentation-only or depth-only model). depth_loss: "l1" (metres) or
+    "silog". Lesson 08 explains the default weights: cross-entropy starts near log(C) (2.6 for
+    13 classes) and L1 near 1 m, so equal weights give both tasks a similar pull at the start.
+    """
+
+    def __init__(self, ignore_index: int = 255, class_weights: Tensor | None = None, depth_loss: str = "l1",
+                 seg_weight: float = 1.0, depth_weight: float = 1.0) -> None:
+        super().__init__()
+        if depth_loss not in ("l1", "silog"):
+            raise ValueError(f"depth_loss={depth_loss!r} is not 'l1' or 'silog'.")
+        self.ce = nn.CrossEntropyLoss(weight=class_weights, ignore_index=ignore_index)
+        self.depth_fn = masked_l1 if depth_loss == "l1" else silog_loss
+        self.seg_weight, self.depth_weight = seg_weight, depth_weight
+
+    def parts(self, out: dict[str, Tensor], target: dict[str, Tensor]) -> dict[str, Tensor]:
+        """Each task's loss, unweighted: {"seg": ..., "depth": ...} for the keys present."""
+        losses = {}
+        if "seg" in out:
+            losses["seg"] = self.ce(out["seg"].float(), target["seg"])
+        if "depth" in out:
+            losses["depth"] = self.depth_fn(out["depth"].float(), target["depth"].to(out["depth"].device).float())
+        return losses
+
+    def forward(self, out: dict[str, Tensor] | Tensor, target: dict[str, Tensor] | Tensor) -> Tensor:
+        if not isinstance(out, dict):  # a plain segmentation UNet: logits and labels
+            out, target = {"seg": out}, {"seg": target}
+        weights = {"seg": self.seg_weight, "depth": self.depth_weight}
+        return sum(weights[k] * v for k, v in self.parts(out, target).items())

@@ -10,6 +10,8 @@
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -133,6 +135,10 @@ class UNet(nn.Module):
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x))
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last decoder level's features (B, base_channels, h, w), before the 1x1 head."""
         self._check_input(x)
         x = self.inc(x)
         skips = []
@@ -141,7 +147,7 @@ class UNet(nn.Module):
             x = down(x)
         for up in self.ups:  # expanding path: the deepest skip joins first
             x = up(x, skips.pop())
-        return self.head(x)
+        return x
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """Output (h, w) for an input (height, width); ValueError if the network cannot take it."""
@@ -172,6 +178,38 @@ class UNet(nn.Module):
             raise ValueError(f"UNet was built for {self.config['in_channels']} input channels, got {x.shape[1]} "
                              f"(shape {tuple(x.shape)}).")
         self.output_size(x.shape[-2], x.shape[-1])
+
+
+class TwoHeadUNet(UNet):
+    """U-Net with two 1x1 heads on the same decoder features (lesson 08, NYU Depth V2):
+    `num_classes` segmentation logits and a depth map in metres.
+
+    The only change to UNet is one more 1x1 conv: both tasks share every other weight.
+    forward returns a dict {"seg": (B, C, h, w) logits, "depth": (B, 1, h, w) metres}.
+    The depth head predicts log-depth, so depth = exp(output) is always positive; its bias
+    starts at log(typical_depth) so the first predictions are of the right size.
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 13, base_channels: int = 64, depth: int = 4,
+                 padding: str = "same", upsampling: str = "transpose", batch_norm: bool = True,
+                 typical_depth: float = 2.5):
+        super().__init__(in_channels, num_classes, base_channels, depth, padding, upsampling, batch_norm)
+        self.config = dict(self.config, heads="seg+depth", typical_depth=typical_depth)
+        self.depth_head = nn.Conv2d(base_channels, 1, kernel_size=1)
+        nn.init.constant_(self.depth_head.bias, math.log(typical_depth))
+
+    def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        f = self.features(x)
+        return {"seg": self.head(f), "depth": torch.exp(self.depth_head(f).clamp(max=8.0))}
+
+
+def model_from_config(config: dict) -> UNet:
+    """Rebuild a UNet or TwoHeadUNet from its `.config` (what checkpoints store)."""
+    config = dict(config)
+    if config.pop("heads", None) == "seg+depth":
+        config["num_classes"] = config.pop("out_channels")
+        return TwoHeadUNet(**config)
+    return UNet(**config)
 
 
 def output_length(n: int, depth: int, padding: str) -> int | None:

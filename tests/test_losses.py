@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from course_utils.losses import BCEDiceLoss, DiceLoss, soft_dice
+from course_utils.losses import BCEDiceLoss, DiceLoss, SegDepthLoss, class_weights, masked_l1, silog_loss, soft_dice
 
 
 def test_soft_dice_hand_computed():
@@ -85,3 +85,45 @@ def test_gradients_flow_and_point_downhill(loss_fn):
 def test_bad_bce_weight_is_rejected():
     with pytest.raises(ValueError, match="between 0 and 1"):
         BCEDiceLoss(bce_weight=1.5)
+
+
+# ---------------------------------------------------------------------------- lesson 08
+
+
+def test_median_frequency_weights_by_hand():
+    w = class_weights(torch.tensor([600, 300, 100, 0]))  # freq 0.6, 0.3, 0.1; median 0.3
+    assert torch.allclose(w, torch.tensor([0.5, 1.0, 3.0, 0.0]))
+    soft = class_weights(torch.tensor([600, 300, 100, 0]), "inverse_sqrt")
+    assert soft[2] > soft[1] > soft[0] > 0 and soft[3] == 0 and soft[:3].mean().item() == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="count the labels"):
+        class_weights(torch.zeros(3))
+
+
+def test_depth_losses_use_only_valid_pixels():
+    target = torch.tensor([[[[2.0, 0.0], [4.0, 0.0]]]])  # zeros: no depth measured there
+    pred = torch.tensor([[[[3.0, 100.0], [4.0, -50.0]]]])
+    assert masked_l1(pred, target).item() == pytest.approx(0.5)  # |3-2| and |4-4| only
+    # a pure scale error costs sqrt(1 - 0.85) * log(scale) under silog, nothing when fully scale-invariant
+    assert silog_loss(2 * target.clamp(min=1), target).item() == pytest.approx(math.sqrt(0.15) * math.log(2), rel=1e-5)
+    assert silog_loss(2 * target.clamp(min=1), target, variance_focus=1.0).item() == pytest.approx(0, abs=1e-3)
+    empty = masked_l1(pred.requires_grad_(), torch.zeros_like(target))
+    empty.backward()
+    assert empty.item() == 0 and torch.equal(pred.grad, torch.zeros_like(pred))
+
+
+def test_seg_depth_loss_ignores_unlabelled_pixels_and_weighs_tasks():
+    torch.manual_seed(0)
+    logits = torch.randn(2, 4, 3, 3)
+    labels = torch.randint(0, 4, (2, 3, 3))
+    labels[0, 0] = 255
+    depth_true = torch.rand(2, 1, 3, 3) + 1
+    out = {"seg": logits, "depth": depth_true + 0.5}
+    target = {"seg": labels, "depth": depth_true}
+    keep = labels != 255
+    ce = F.cross_entropy(logits.permute(0, 2, 3, 1)[keep], labels[keep])
+    loss = SegDepthLoss(ignore_index=255, seg_weight=2.0, depth_weight=3.0)
+    assert loss.parts(out, target)["seg"].item() == pytest.approx(ce.item(), rel=1e-5)
+    assert loss(out, target).item() == pytest.approx(2 * ce.item() + 3 * 0.5, rel=1e-5)
+    assert SegDepthLoss()(logits, labels).item() == pytest.approx(ce.item(), rel=1e-5)  # plain UNet logits
+    with pytest.raises(ValueError, match="depth_loss"):
+        SegDepthLoss(depth_loss="l2")

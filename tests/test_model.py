@@ -120,3 +120,17 @@ def test_config_rebuilds_the_same_architecture():
     twin = UNet(**net.config)
     assert twin.load_state_dict(net.state_dict()) is not None
     assert count_parameters(twin) == count_parameters(net)
+
+
+def test_two_head_unet_shares_everything_but_one_1x1_conv():
+    from course_utils.model import TwoHeadUNet, model_from_config
+
+    seg_only = UNet(3, 13, base_channels=8, depth=3)
+    both = TwoHeadUNet(3, 13, base_channels=8, depth=3)
+    assert count_parameters(both) - count_parameters(seg_only) == 8 + 1  # the depth head: 8 weights, 1 bias
+    out = both.eval()(torch.rand(2, 3, 32, 48))
+    assert out["seg"].shape == (2, 13, 32, 48) and out["depth"].shape == (2, 1, 32, 48)
+    assert (out["depth"] > 0).all() and 1 < out["depth"].median() < 6  # starts near the typical 2.5 m
+    rebuilt = model_from_config(both.config)
+    assert type(rebuilt) is TwoHeadUNet and rebuilt.config == both.config
+    assert type(model_from_config(seg_only.config)) is UNet
