@@ -1,7 +1,7 @@
-"""Overlap metrics for binary masks: Dice (the Carvana metric), IoU and pixel accuracy.
+"""Segmentation and depth metrics: binary overlap scores (lesson 07), confusion matrix and mIoU,
+depth errors (lesson 08), and accumulators that score a whole loader batch by batch.
 
-Lesson 07 derives them; the training loop uses `dice_score` from lesson 06 on.
-Every function takes `pred` and `target` of the same shape (N, ...) holding {0, 1}
+Binary functions take `pred` and `target` of the same shape (N, ...) holding {0, 1}
 (bool, int or float: threshold logits first, e.g. ``logits > 0``) and a reduction:
 
 - "mean":   score each image, then average: the Kaggle Carvana metric. An image where
@@ -9,12 +9,22 @@ Every function takes `pred` and `target` of the same shape (N, ...) holding {0, 
 - "none":   the per-image scores, shape (N,).
 - "global": pool every pixel of the batch into one score (what many training scripts print;
             it lets big objects outweigh small ones).
+
+A score whose denominator is 0 is 1 when prediction and target are both empty (nothing
+there, nothing claimed: right) and 0 otherwise; e.g. precision of an empty prediction on a
+car is 0 and recall of any prediction on an empty image is 0.
+Accumulators keep counts, never masks, so a loader of any size is scored exactly, not as an
+average of per-batch averages.
 """
 from __future__ import annotations
+
+import math
 
 import torch
 
 REDUCTIONS = ("mean", "none", "global")
+
+# ---------------------------------------------------------------------------- binary masks (lesson 07)
 
 
 def _flat_binary(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,30 +50,282 @@ def overlap_counts(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.
     return {"tp": tp, "fp": fp, "fn": fn, "tn": tn}
 
 
-def _reduce(num: torch.Tensor, den: torch.Tensor, reduction: str) -> torch.Tensor:
+def _ratio(num: torch.Tensor, den: torch.Tensor, both_empty: torch.Tensor) -> torch.Tensor:
+    """num / den in float64; where den is 0: 1 if prediction and target are both empty, else 0."""
+    num, den = num.double(), den.double()
+    return torch.where(den > 0, num / den.clamp(min=1), both_empty.double())
+
+
+def _score(c: dict[str, torch.Tensor], num: torch.Tensor, den: torch.Tensor, reduction: str) -> torch.Tensor:
     if reduction not in REDUCTIONS:
         raise ValueError(f"reduction={reduction!r} is not one of {REDUCTIONS}.")
-    num, den = num.double(), den.double()
+    both_empty = (c["tp"] + c["fp"] + c["fn"]) == 0
     if reduction == "global":
-        n, d = num.sum(), den.sum()
-        return torch.where(d > 0, n / d.clamp(min=1), torch.ones_like(d))
-    per_image = torch.where(den > 0, num / den.clamp(min=1), torch.ones_like(den))  # empty vs empty = 1
+        return _ratio(num.sum(), den.sum(), both_empty.all())
+    per_image = _ratio(num, den, both_empty)
     return per_image if reduction == "none" else per_image.mean()
 
 
 def dice_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Dice = 2|P & T| / (|P| + |T|). reduction="mean" is the Kaggle Carvana score."""
     c = overlap_counts(pred, target)
-    return _reduce(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], reduction)
+    return _score(c, 2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], reduction)
 
 
 def iou_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Intersection over union (Jaccard) = |P & T| / |P | T|; IoU = Dice / (2 - Dice) per image."""
     c = overlap_counts(pred, target)
-    return _reduce(c["tp"], c["tp"] + c["fp"] + c["fn"], reduction)
+    return _score(c, c["tp"], c["tp"] + c["fp"] + c["fn"], reduction)
 
 
 def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Fraction of pixels labelled right. High even for useless masks when the object is small."""
     c = overlap_counts(pred, target)
-    return _reduce(c["tp"] + c["tn"], c["tp"] + c["tn"] + c["fp"] + c["fn"], reduction)
+    return _score(c, c["tp"] + c["tn"], c["tp"] + c["tn"] + c["fp"] + c["fn"], reduction)
+
+
+def precision_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Precision = |P & T| / |P|: of the pixels called car, the fraction that are car.
+    Nothing predicted scores 1 on an empty image, 0 when there was something to find."""
+    c = overlap_counts(pred, target)
+    return _score(c, c["tp"], c["tp"] + c["fp"], reduction)
+
+
+def recall_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Recall = |P & T| / |T|: of the car pixels, the fraction found.
+    An empty target scores 1 when nothing is predicted, 0 for any false alarm."""
+    c = overlap_counts(pred, target)
+    return _score(c, c["tp"], c["tp"] + c["fn"], reduction)
+
+
+class BinaryMetrics:
+    """Scores binary masks batch by batch: per-image Dice and IoU floats and pooled pixel counts.
+
+    >>> m = BinaryMetrics()
+    >>> for images, masks in loader:
+    ...     m.update(predict(images) > 0.5, masks)
+    >>> m.compute()["dice"]   # the Kaggle mean per-image Dice of the whole loader
+
+    compute(): dice and iou are per-image means (Kaggle); dice_global pools every pixel;
+    pixel_accuracy, precision and recall are pooled over every pixel seen. Lesson 07.
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.dice: list[float] = []
+        self.iou: list[float] = []
+        self.counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch: pred and target binary masks (N, ...) of the same shape."""
+        c = overlap_counts(pred, target)
+        both_empty = (c["tp"] + c["fp"] + c["fn"]) == 0
+        self.dice += _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], both_empty).tolist()
+        self.iou += _ratio(c["tp"], c["tp"] + c["fp"] + c["fn"], both_empty).tolist()
+        for k in self.counts:
+            self.counts[k] += int(c[k].sum())
+
+    def compute(self) -> dict[str, float]:
+        """dice, dice_global, iou, pixel_accuracy, precision, recall (floats) and n_images."""
+        if not self.dice:
+            raise ValueError("BinaryMetrics has seen no images yet: call .update(pred, target) first.")
+        c = {k: torch.tensor(v) for k, v in self.counts.items()}
+        both_empty = c["tp"] + c["fp"] + c["fn"] == 0
+        pooled = {
+            "dice_global": _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], both_empty),
+            "pixel_accuracy": _ratio(c["tp"] + c["tn"], sum(c.values()), both_empty),
+            "precision": _ratio(c["tp"], c["tp"] + c["fp"], both_empty),
+            "recall": _ratio(c["tp"], c["tp"] + c["fn"], both_empty),
+        }
+        return {"dice": math.fsum(self.dice) / len(self.dice), "iou": math.fsum(self.iou) / len(self.iou),
+                **{k: float(v) for k, v in pooled.items()}, "n_images": len(self.dice)}
+
+
+# ---------------------------------------------------------------------------- classes (lesson 08)
+
+
+def _labels(x: torch.Tensor, name: str) -> torch.Tensor:
+    """x as int64 labels; floats must hold whole numbers (a label map, not probabilities)."""
+    if x.is_floating_point():
+        if not bool((x == x.round()).all()):
+            raise ValueError(f"{name} holds fractions: pass class labels (integers), or class scores of shape "
+                             "(N, C, H, W) for pred.")
+    return x.long()
+
+
+def _check_range(x: torch.Tensor, num_classes: int, name: str, ignore_index: int | None) -> None:
+    if x.numel() == 0:
+        return
+    lo, hi = int(x.min()), int(x.max())
+    if lo < 0:
+        hint = "" if name == "pred" else f"; if {lo} marks unlabelled pixels, pass ignore_index={lo}"
+        raise ValueError(f"{name} holds the negative label {lo}: labels must be 0..{num_classes - 1}{hint}.")
+    if hi >= num_classes:
+        hint = (f"; if {hi} marks unlabelled pixels, pass ignore_index={hi}" if name == "target" and ignore_index is None
+                else f"; is num_classes={num_classes} right?")
+        raise ValueError(f"{name} holds the label {hi}, but num_classes={num_classes} allows 0..{num_classes - 1}{hint}.")
+
+
+def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
+                     ignore_index: int | None = None) -> torch.Tensor:
+    """(C, C) int64 pixel counts: row = true class, column = predicted class. Lesson 08.
+
+    pred: labels of target's shape (e.g. (N, H, W) ints; binary masks {0, 1} with num_classes=2),
+    or class scores / logits (N, C, H, W) whose argmax over C is taken. Pixels whose target is
+    ignore_index (e.g. NYUv2's unlabelled 0 or 255) are skipped.
+    """
+    pred, target = torch.as_tensor(pred), torch.as_tensor(target)
+    if num_classes < 1:
+        raise ValueError(f"num_classes must be at least 1, got {num_classes}.")
+    if pred.is_floating_point() and pred.ndim == target.ndim + 1 and pred.ndim >= 2:
+        if pred.shape[1] != num_classes:
+            raise ValueError(f"pred looks like class scores {tuple(pred.shape)} with {pred.shape[1]} channels, but "
+                             f"num_classes={num_classes}. One-channel logits: pass (logits > 0).long() as labels "
+                             "with num_classes=2.")
+        pred = pred.argmax(1)
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} must have the same shape "
+                         "(labels), or pred must be scores (N, C, H, W) for a target (N, H, W).")
+    pred, target = _labels(pred, "pred"), _labels(target, "target")
+    if ignore_index is not None:
+        keep = target != ignore_index
+        pred, target = pred[keep], target[keep]
+    _check_range(target, num_classes, "target", ignore_index)
+    _check_range(pred, num_classes, "pred", ignore_index)
+    flat = target.reshape(-1) * num_classes + pred.reshape(-1)
+    return torch.bincount(flat, minlength=num_classes**2).reshape(num_classes, num_classes).cpu()
+
+
+def iou_per_class(cm: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
+    """(C,) float64 IoU of each class from a confusion matrix: TP / (TP + FP + FN);
+    nan for a class in neither prediction nor target (nothing to score), and for ignore_index
+    when it is one of the C labels (predicting it on a labelled pixel still counts as a miss)."""
+    cm = torch.as_tensor(cm).double()
+    tp = cm.diagonal()
+    union = cm.sum(0) + cm.sum(1) - tp
+    iou = torch.where(union > 0, tp / union.clamp(min=1), torch.full_like(tp, float("nan")))
+    if ignore_index is not None and 0 <= ignore_index < len(iou):
+        iou[ignore_index] = float("nan")
+    return iou
+
+
+def confusion_scores(cm: torch.Tensor, ignore_index: int | None = None) -> dict[str, float | list[float]]:
+    """Scores of a confusion matrix (rows true, columns predicted), counting labelled pixels only:
+    mean_iou (over classes present in prediction or target), iou_per_class (nan: absent),
+    pixel_accuracy, and mean_accuracy (per-class recall averaged over classes in the target).
+    A matrix with no pixels gives nan everywhere. ignore_index: as for `iou_per_class`."""
+    cm = torch.as_tensor(cm).double()
+    iou = iou_per_class(cm, ignore_index)
+    per_class_recall = cm.diagonal() / cm.sum(1)  # nan for classes absent from the target
+    total = cm.sum()
+    return {
+        "mean_iou": float(iou.nanmean()),
+        "iou_per_class": iou.tolist(),
+        "pixel_accuracy": float(cm.diagonal().sum() / total) if total > 0 else float("nan"),
+        "mean_accuracy": float(per_class_recall.nanmean()),
+    }
+
+
+def mean_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> float:
+    """Mean IoU from one confusion matrix over all the pixels given (pooled, as for PASCAL VOC and
+    NYUv2), averaged over the classes present in prediction or target. Lesson 08."""
+    return confusion_scores(confusion_matrix(pred, target, num_classes, ignore_index), ignore_index)["mean_iou"]
+
+
+class ConfusionMatrix:
+    """A confusion matrix summed batch by batch: exact mIoU of a whole loader. Lesson 08.
+
+    >>> cm = ConfusionMatrix(13, ignore_index=255)
+    >>> for images, labels in loader:
+    ...     cm.update(model(images), labels)    # scores (N, C, H, W) or labels (N, H, W)
+    >>> cm.mean_iou(), cm.pixel_accuracy()
+    """
+
+    def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.reset()
+
+    def reset(self) -> None:
+        self.matrix = torch.zeros(self.num_classes, self.num_classes, dtype=torch.int64)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch (arguments as for `confusion_matrix`)."""
+        self.matrix += confusion_matrix(torch.as_tensor(pred).detach(), target, self.num_classes, self.ignore_index)
+
+    def iou_per_class(self) -> torch.Tensor:
+        return iou_per_class(self.matrix, self.ignore_index)
+
+    def mean_iou(self) -> float:
+        return self.compute()["mean_iou"]
+
+    def pixel_accuracy(self) -> float:
+        return self.compute()["pixel_accuracy"]
+
+    def compute(self) -> dict[str, float | list[float]]:
+        """`confusion_scores` of the matrix so far."""
+        return confusion_scores(self.matrix, self.ignore_index)
+
+
+# ---------------------------------------------------------------------------- depth (lesson 08)
+
+DELTA = 1.25
+
+
+def _depth_sums(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Sums over the valid pixels (target > 0 and finite) that the depth errors are made of."""
+    pred, target = torch.as_tensor(pred).double(), torch.as_tensor(target).double()
+    if pred.shape != target.shape:
+        raise ValueError(f"pred {tuple(pred.shape)} and target {tuple(target.shape)} depth maps must have the same "
+                         "shape; take the depth channel of the output, e.g. out[:, -1:].")
+    valid = (target > 0) & torch.isfinite(target)
+    p, t = pred[valid], target[valid]
+    ratio = torch.where(p > 0, torch.maximum(p / t, t / p), torch.full_like(p, math.inf))  # p <= 0 is never right
+    return {"abs_rel": float(((p - t).abs() / t).sum()), "sq_err": float(((p - t) ** 2).sum()),
+            **{f"delta{k}": float((ratio < DELTA**k).sum()) for k in (1, 2, 3)}, "n_pixels": int(valid.sum())}
+
+
+def _depth_scores(s: dict[str, float]) -> dict[str, float]:
+    n = s["n_pixels"]
+    if n == 0:
+        raise ValueError("no valid depth pixels (target > 0 and finite) to score: is the target a depth map in metres?")
+    return {"abs_rel": s["abs_rel"] / n, "rmse": math.sqrt(s["sq_err"] / n),
+            **{f"delta{k}": s[f"delta{k}"] / n for k in (1, 2, 3)}, "n_pixels": n}
+
+
+def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Depth errors over the valid pixels (target > 0 and finite; 0 marks missing depth):
+    abs_rel = mean |p - t| / t, rmse = sqrt(mean (p - t)^2) (in the target's unit, metres for
+    NYUv2), delta1/2/3 = fraction with max(p/t, t/p) < 1.25, 1.25^2, 1.25^3 (a prediction <= 0
+    never counts). All pixels of the batch are pooled, as `DepthMetrics` pools a test set. Lesson 08.
+    """
+    return _depth_scores(_depth_sums(pred, target))
+
+
+class DepthMetrics:
+    """Depth errors summed batch by batch over every valid pixel of the test set. Lesson 08.
+
+    Pooled per pixel, not averaged per image: Eigen et al. (NIPS 2014) write each error as a
+    mean over the set T of evaluated pixels, (1/|T|) sum over T, and we take T to be all valid
+    pixels of the set. Pooling keeps an image with few valid pixels from counting as much as a
+    full one, and sums make the result exact however the loader is batched. (Some later code
+    averages per-image errors instead; the two differ slightly, so compare like with like.)
+    """
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        self.sums = {"abs_rel": 0.0, "sq_err": 0.0, "delta1": 0.0, "delta2": 0.0, "delta3": 0.0, "n_pixels": 0}
+        self.n_images = 0
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
+        """Add a batch of predicted and true depth maps (same shape, (N, 1, H, W) or (N, H, W))."""
+        for k, v in _depth_sums(torch.as_tensor(pred).detach(), target).items():
+            self.sums[k] += v
+        self.n_images += len(target)
+
+    def compute(self) -> dict[str, float]:
+        """abs_rel, rmse, delta1, delta2, delta3, n_pixels and n_images."""
+        return {**_depth_scores(self.sums), "n_images": self.n_images}
