@@ -49,6 +49,18 @@ _EXPORTS: dict[str, str] = {
     "summarize": "evaluation",
     "threshold_sweep": "evaluation",
     "evaluate_segmentation": "evaluation",
+    # inference.py and predict.py (lesson 07)
+    "predict_tiled": "inference",
+    "tile_grid": "inference",
+    "mirror_pad": "inference",
+    "covering_tile_size": "inference",
+    "context_margin": "inference",
+    "predict_image": "predict",
+    "predict_logits": "predict",
+    "write_submission": "predict",
+    "read_submission": "predict",
+    "overlay_mask": "predict",
+    "read_image": "predict",
     # rle.py (lesson 05)
     "rle_encode": "rle",
     "rle_decode": "rle",
