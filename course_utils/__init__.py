@@ -77,6 +77,13 @@ _EXPORTS: dict[str, str] = {
     "download_carvana": "data",
     "DownloadError": "data",
     "car_id": "data",
+    "NYUv2Dataset": "data",
+    "make_toy_nyuv2": "data",
+    "ensure_toy_nyuv2": "data",
+    "download_nyuv2": "data",
+    "nyuv2_class_names": "data",
+    "label_frequencies": "data",
+    "IGNORE_INDEX": "data",
     # losses.py and train.py (lesson 06)
     "DiceLoss": "losses",
     "BCEDiceLoss": "losses",

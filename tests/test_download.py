@@ -1,11 +1,16 @@
-"""download_carvana with the kaggle client faked at its boundary: real zip files, no network."""
+"""download_carvana with the kaggle client faked at its boundary: real zip files, no network;
+download_nyuv2 against a real HTTP server on 127.0.0.1 serving the toy NYUv2's files."""
 from __future__ import annotations
 
+import hashlib
+import http.server
 import io
 import os
+import socket
 import stat
 import subprocess
 import sys
+import threading
 import types
 import zipfile
 from pathlib import Path
@@ -14,10 +19,10 @@ import numpy as np
 import pytest
 
 from course_utils import CarvanaDataset, make_toy_carvana
-from course_utils.data import DownloadError, download_carvana
+from course_utils.data import DownloadError, NYUv2Dataset, download_carvana, download_nyuv2, make_toy_nyuv2
 from course_utils.data import download
 from course_utils.data.__main__ import main as cli
-from course_utils.data.download import COMPETITION, RULES_URL, _check_zip
+from course_utils.data.download import COMPETITION, NYUV2_FILES, RULES_URL, Remote, _check_zip
 
 NAMES = ("train.zip", "train_masks.zip", "train_masks.csv.zip", "metadata.csv.zip")
 
@@ -329,3 +334,169 @@ def test_cli_makes_the_toy_set_and_explains_itself(tmp_path, capsys):
     assert done.value.code == 0 and "train_masks.csv.zip" in capsys.readouterr().out
     assert cli(["cache", "carvana", "--root", str(tmp_path / "nowhere"), "--size", "32", "48"]) == 1
     assert "No Carvana data set" in capsys.readouterr().err
+
+
+# ============================================================================= NYU Depth V2 over HTTP
+# A real HTTP server on 127.0.0.1 serves the toy set's four files (the real formats), honouring
+# Range requests like NYU's server and GitHub's do; it can drop a connection half-way, ignore
+# Range, or send other bytes than expected.
+NYU_NAMES = ("nyu_depth_v2_labeled.mat", "splits.mat", "classMapping40.mat", "class13Mapping.mat")
+
+
+class _RangeHandler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (the http.server API)
+        srv, name = self.server, self.path.lstrip("/")
+        srv.requests.append((name, self.headers.get("Range")))
+        data = srv.files.get(name)
+        if data is None:
+            self.send_error(404)
+            return
+        start, ask = 0, self.headers.get("Range")
+        if ask and srv.honour_range:
+            start = int(ask.split("=")[1].split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        cut = srv.cut.pop(name, None)  # drop the connection after this many bytes, once
+        self.wfile.write(body if cut is None else body[:cut])
+        self.close_connection = cut is not None
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture(scope="module")
+def nyu_bytes(tmp_path_factory) -> dict[str, bytes]:
+    toy = make_toy_nyuv2(tmp_path_factory.mktemp("nyu") / "toy", n_images=4, seed=2, image_size=(32, 48))
+    return {name: (toy / name).read_bytes() for name in NYU_NAMES}
+
+
+@pytest.fixture()
+def server(nyu_bytes):
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _RangeHandler)
+    srv.files, srv.requests, srv.cut, srv.honour_range = dict(nyu_bytes), [], {}, True
+    srv.url = f"http://127.0.0.1:{srv.server_address[1]}/"
+    thread = threading.Thread(target=srv.serve_forever, kwargs=dict(poll_interval=0.05), daemon=True)
+    thread.start()
+    yield srv
+    srv.shutdown()
+    srv.server_close()
+
+
+def remotes(base: str, files: dict[str, bytes]) -> tuple[Remote, ...]:
+    return tuple(Remote(n, base + n, len(d), hashlib.sha256(d).hexdigest()) for n, d in files.items())
+
+
+def closed_port_url() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/"  # nothing listens there once closed
+
+
+def test_nyuv2_download_fetches_checks_and_skips_next_time(server, nyu_bytes, tmp_path, capsys):
+    files = remotes(server.url, nyu_bytes)
+    root = download_nyuv2(tmp_path / "nyuv2", files=files)
+    assert all((root / n).read_bytes() == d for n, d in nyu_bytes.items()) and not list(root.glob("*.part"))
+    assert [r[0] for r in server.requests] == list(NYU_NAMES) and all(r[1] is None for r in server.requests)
+    assert "NYUv2 is ready" in capsys.readouterr().out and len(NYUv2Dataset(root, "test")) >= 1
+    server.requests.clear()
+    download_nyuv2(root, files=files)
+    assert server.requests == [] and capsys.readouterr().out.count("skipping") == 4
+
+
+def test_nyuv2_download_resumes_after_a_dropped_connection(server, nyu_bytes, tmp_path):
+    files, root = remotes(server.url, nyu_bytes), tmp_path / "nyuv2"
+    half = len(nyu_bytes[NYU_NAMES[0]]) // 2
+    server.cut[NYU_NAMES[0]] = half
+    with pytest.raises(DownloadError) as err:
+        download_nyuv2(root, files=files)
+    assert "resumes" in str(err.value) and (root / f"{NYU_NAMES[0]}.part").stat().st_size == half
+    download_nyuv2(root, files=files)
+    assert (NYU_NAMES[0], f"bytes={half}-") in server.requests  # only the missing half was asked for
+    assert (root / NYU_NAMES[0]).read_bytes() == nyu_bytes[NYU_NAMES[0]] and not list(root.glob("*.part"))
+
+
+def test_nyuv2_download_starts_over_when_the_server_ignores_range(server, nyu_bytes, tmp_path):
+    server.honour_range = False
+    root = tmp_path / "nyuv2"
+    root.mkdir()
+    data = nyu_bytes[NYU_NAMES[0]]
+    (root / f"{NYU_NAMES[0]}.part").write_bytes(data[:1000])
+    download_nyuv2(root, files=remotes(server.url, nyu_bytes))
+    assert (NYU_NAMES[0], "bytes=1000-") in server.requests and (root / NYU_NAMES[0]).read_bytes() == data
+
+
+def test_nyuv2_hand_copied_files_need_no_network(nyu_bytes, tmp_path):
+    root = tmp_path / "nyuv2"
+    root.mkdir()
+    for name, data in nyu_bytes.items():
+        (root / name).write_bytes(data)
+    download_nyuv2(root, files=remotes(closed_port_url(), nyu_bytes))
+    assert len(NYUv2Dataset(root, "train")) >= 1
+
+
+def test_nyuv2_a_short_hand_copy_is_resumed_a_damaged_one_replaced(server, nyu_bytes, tmp_path):
+    root = tmp_path / "nyuv2"
+    root.mkdir()
+    data = nyu_bytes[NYU_NAMES[0]]
+    (root / NYU_NAMES[0]).write_bytes(data[:3000])  # a copy that stopped early
+    damaged = bytearray(nyu_bytes["splits.mat"])
+    damaged[-5] ^= 0xFF
+    (root / "splits.mat").write_bytes(bytes(damaged))  # right size, wrong bytes
+    download_nyuv2(root, files=remotes(server.url, nyu_bytes))
+    assert (NYU_NAMES[0], "bytes=3000-") in server.requests and ("splits.mat", None) in server.requests
+    assert all((root / n).read_bytes() == d for n, d in nyu_bytes.items())
+
+
+def test_nyuv2_wrong_size_or_hash_is_refused_and_deleted(server, nyu_bytes, tmp_path):
+    files = list(remotes(server.url, nyu_bytes))
+    files[1] = Remote("splits.mat", files[1].url, files[1].size - 10, files[1].sha256)  # the server sends more
+    with pytest.raises(DownloadError, match="not the expected file") as err:
+        download_nyuv2(tmp_path / "a", files=tuple(files))
+    assert "deleted" in str(err.value) and not list((tmp_path / "a").glob("splits.mat*"))
+    files[1] = Remote("splits.mat", files[1].url, len(nyu_bytes["splits.mat"]), "0" * 64)
+    with pytest.raises(DownloadError, match="SHA-256"):
+        download_nyuv2(tmp_path / "b", files=tuple(files))
+    assert not list((tmp_path / "b").glob("splits.mat*"))
+
+
+def test_nyuv2_http_errors_and_no_network_say_what_to_do(server, nyu_bytes, tmp_path):
+    server.files.pop("class13Mapping.mat")
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        download_nyuv2(tmp_path / "a", files=remotes(server.url, nyu_bytes))
+    root = tmp_path / "b"
+    with pytest.raises(DownloadError) as err:
+        download_nyuv2(root, files=remotes(closed_port_url(), nyu_bytes))
+    message = str(err.value)
+    assert "Could not download" in message and str(root) in message and "toy nyuv2" in message
+    assert all(name in message for name in NYU_NAMES)
+
+
+def test_nyuv2_cli_offline_prints_one_message(nyu_bytes, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(download, "NYUV2_FILES", remotes(closed_port_url(), nyu_bytes))
+    assert cli(["download", "nyuv2", "--root", str(tmp_path / "nyuv2")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Could not download") and "Traceback" not in err
+
+
+def test_nyuv2_files_are_the_published_ones():
+    """Sizes and hashes of the metadata files match the real copies; the big file's size is its known one."""
+    assert [r.name for r in NYUV2_FILES] == list(NYU_NAMES)
+    assert NYUV2_FILES[0].size == 2972037809 and all(r.url.startswith("https://") for r in NYUV2_FILES)
+    default = Path(__file__).parents[1].parent / "shared" / "real_samples"
+    meta = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / "nyuv2_meta"
+    if not meta.is_dir():
+        pytest.skip(f"real NYUv2 metadata not found at {meta} (set UNET_COURSE_REAL_SAMPLES)")
+    for r in NYUV2_FILES[1:]:
+        data = (meta / r.name).read_bytes()
+        assert (len(data), hashlib.sha256(data).hexdigest()) == (r.size, r.sha256), r.name

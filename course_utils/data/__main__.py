@@ -1,7 +1,9 @@
-"""Command line for the course's data sets (lesson 05).
+"""Command line for the course's data sets (lessons 05 and 08).
 
     python -m course_utils.data download carvana [--root DIR] [--keep-zips]
+    python -m course_utils.data download nyuv2 [--root DIR]
     python -m course_utils.data toy carvana [--root DIR] [--cars N] [--size H W] [--seed S]
+    python -m course_utils.data toy nyuv2 [--root DIR] [--n-images N] [--size H W] [--seed S]
     python -m course_utils.data cache carvana --size H W [--root DIR] [--cache-dir DIR] [--workers N]
 
 Problems a learner can fix (no kaggle package, no credentials, rules not accepted, no network,
@@ -13,29 +15,39 @@ import argparse
 import sys
 from pathlib import Path
 
+TOY_SIZES = {"carvana": (160, 240), "nyuv2": (96, 128)}  # (H, W) of the toy sets' images
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m course_utils.data",
-        description="Get the course's data sets: download the real Carvana from Kaggle, draw the toy one, "
-                    "or build the fast loader's resized cache.")
+        description="Get the course's data sets: download the real Carvana (Kaggle) or NYU Depth V2, draw a toy "
+                    "one, or build the fast loader's resized cache.")
     sub = p.add_subparsers(dest="command", required=True, metavar="{download,toy,cache}")
 
-    d = sub.add_parser("download", help="download Carvana from Kaggle (needs the kaggle package and a token)",
-                       description="Fetch train.zip, train_masks.zip, train_masks.csv.zip and metadata.csv.zip of "
-                                   "the Kaggle competition carvana-image-masking-challenge, check and unpack them. "
-                                   "Zips already copied into the folder are used without downloading.")
-    d.add_argument("dataset", choices=["carvana"])
-    d.add_argument("--root", type=Path, help="data-set folder (default: data_root()/carvana)")
-    d.add_argument("--keep-zips", action="store_true", help="keep the zips after unpacking them")
+    d = sub.add_parser("download", help="download Carvana from Kaggle (needs the kaggle package and a token) "
+                                        "or NYU Depth V2 (2.97 GB over HTTPS)",
+                       description="carvana: fetch train.zip, train_masks.zip, train_masks.csv.zip and "
+                                   "metadata.csv.zip of the Kaggle competition carvana-image-masking-challenge, check "
+                                   "and unpack them; zips already copied into the folder are used without downloading. "
+                                   "nyuv2: fetch nyu_depth_v2_labeled.mat, splits.mat, classMapping40.mat and "
+                                   "class13Mapping.mat, resuming an interrupted download and checking sizes and "
+                                   "SHA-256; files already copied into the folder are checked, not fetched.")
+    d.add_argument("dataset", choices=["carvana", "nyuv2"])
+    d.add_argument("--root", type=Path, help="data-set folder (default: data_root()/<dataset>)")
+    d.add_argument("--keep-zips", action="store_true", help="carvana: keep the zips after unpacking them")
 
-    t = sub.add_parser("toy", help="draw the toy Carvana (same layout and formats, seconds on a CPU)",
-                       description="Draw the toy Carvana in the Kaggle layout (made once; reused when present).")
-    t.add_argument("dataset", choices=["carvana"])
-    t.add_argument("--root", type=Path, help="data-set folder (default: data_root()/toy_carvana)")
-    t.add_argument("--cars", type=int, default=40, help="number of cars, 16 photos each (default 40)")
-    t.add_argument("--size", type=int, nargs=2, default=(160, 240), metavar=("H", "W"),
-                   help="image height and width (default 160 240; Kaggle's are 1280 1918)")
+    t = sub.add_parser("toy", help="draw a toy data set (same layout and formats as the real one, seconds on a CPU)",
+                       description="Draw the toy Carvana (cars on a turntable, Kaggle layout) or the toy NYUv2 "
+                                   "(rooms with labels and depth, in NYUv2's four files); made once, reused when "
+                                   "present with the same settings.")
+    t.add_argument("dataset", choices=["carvana", "nyuv2"])
+    t.add_argument("--root", type=Path, help="data-set folder (default: data_root()/toy_<dataset>)")
+    t.add_argument("--cars", type=int, default=40, help="carvana: number of cars, 16 photos each (default 40)")
+    t.add_argument("--n-images", type=int, default=200, help="nyuv2: number of frames (default 200)")
+    t.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
+                   help="image height and width (default 160 240 for carvana, Kaggle's are 1280 1918; "
+                        "96 128 for nyuv2, NYU's are 480 640)")
     t.add_argument("--seed", type=int, default=0)
 
     c = sub.add_parser("cache", help="build the fast loader's cache of images and masks at a training size",
@@ -49,21 +61,34 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _toy(args: argparse.Namespace) -> Path:
+    size = tuple(args.size or TOY_SIZES[args.dataset])
+    if args.dataset == "carvana":
+        from .toy_carvana import ensure_toy_carvana
+
+        return ensure_toy_carvana(args.root, n_cars=args.cars, image_size=size, seed=args.seed)
+    from .toy_nyuv2 import ensure_toy_nyuv2
+
+    return ensure_toy_nyuv2(args.root, n_images=args.n_images, seed=args.seed, image_size=size)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from ..environment import data_root
     from .download import DownloadError
 
     try:
-        if args.command == "download":
+        if args.command == "download" and args.dataset == "nyuv2":
+            from .download import download_nyuv2
+
+            download_nyuv2(args.root)
+        elif args.command == "download":
             from .download import download_carvana
 
             download_carvana(args.root, keep_zips=args.keep_zips)
         elif args.command == "toy":
-            from .toy_carvana import ensure_toy_carvana
-
-            root = ensure_toy_carvana(args.root, n_cars=args.cars, image_size=tuple(args.size), seed=args.seed)
-            print(f"Toy Carvana ready in {root}")
+            root = _toy(args)
+            print(f"Toy {'Carvana' if args.dataset == 'carvana' else 'NYUv2'} ready in {root}")
         else:
             from .cache import build_cache
 

@@ -1,30 +1,43 @@
-"""Download the real Carvana data from Kaggle, check it and unpack it into the course's layout (lesson 05).
+"""Download the real data sets, check them and lay them out as the course reads them.
 
-    python -m course_utils.data download carvana           # into data_root()/carvana
-    download_carvana()                                     # the same from Python
+    python -m course_utils.data download carvana           # into data_root()/carvana (lesson 05)
+    python -m course_utils.data download nyuv2             # into data_root()/nyuv2 (lesson 08)
+    download_carvana(), download_nyuv2()                   # the same from Python
 
-Only the four files the course needs are fetched (about 0.5 GB, not the 25 GB of the whole
-competition): train.zip (5088 JPEGs), train_masks.zip (their GIF masks), train_masks.csv.zip
+Carvana: only the four files the course needs are fetched (about 0.5 GB, not the 25 GB of the
+whole competition): train.zip (5088 JPEGs), train_masks.zip (their GIF masks), train_masks.csv.zip
 (the masks as RLE) and metadata.csv.zip (make, model, year of each car). Each zip is checked
 (every member's CRC) before it is unpacked, no member may land outside the data folder, and a
 finished archive leaves a marker, so a second run skips it. It needs the optional `kaggle`
 package, a Kaggle account with an API token, and the competition's rules accepted once on the
 website; when something is missing, the DownloadError says exactly what to do.
+
+NYU Depth V2: the labeled set (one 2.97 GB MATLAB file from NYU's server) and three small
+metadata files (the official train/test split and the 40- and 13-class mappings, from
+github.com/ankurhanda/nyuv2-meta-data) over plain HTTPS. A download goes to NAME.part and
+resumes where it stopped (HTTP Range requests); each file's size and SHA-256 are checked
+before it is renamed into place.
 """
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import os
 import shutil
 import stat
 import sys
+import urllib.error
+import urllib.parse
+import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["download_carvana", "DownloadError", "COMPETITION", "ARCHIVES"]
+__all__ = ["download_carvana", "download_nyuv2", "fetch_file", "DownloadError", "Remote", "COMPETITION",
+           "ARCHIVES", "NYUV2_FILES"]
 
 COMPETITION = "carvana-image-masking-challenge"
 RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"
@@ -341,3 +354,206 @@ def _check_layout(root: Path) -> None:
     cars = len({i.rsplit("_", 1)[0] for i in ids})
     print(f"Carvana is ready in {root}: {len(ids)} images of {cars} cars in {IMAGES}/, their masks in {MASKS}/, "
           "train_masks.csv and metadata.csv.", flush=True)
+
+
+# ---------------------------------------------------------------------------- NYU Depth V2 over HTTPS
+@dataclass(frozen=True)
+class Remote:
+    """One file to fetch: its name in the data folder, where it lives, its size and SHA-256 (None: size only)."""
+
+    name: str
+    url: str
+    size: int
+    sha256: str | None = None
+
+
+NYUV2_PAGE = "https://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html"
+NYUV2_META = "https://raw.githubusercontent.com/ankurhanda/nyuv2-meta-data/master/"
+NYUV2_FILES = (
+    Remote("nyu_depth_v2_labeled.mat", "https://horatio.cs.nyu.edu/mit/silberman/nyu_depth_v2/nyu_depth_v2_labeled.mat",
+           2972037809, "2d724b0c0ab358aa1ce5df855e5bd14a2279ab7202efe22f32a30d612dcb86aa"),
+    Remote("splits.mat", NYUV2_META + "splits.mat", 2626,
+           "6e081404491a8bfba2f066beaa9713ef6046f9007aa5f799f2a350506a580cee"),
+    Remote("classMapping40.mat", NYUV2_META + "classMapping40.mat", 10474,
+           "ff177194cce9a2163517f1e1e6f1c64c50987162f542dedddc04bbf6ebe6d851"),
+    Remote("class13Mapping.mat", NYUV2_META + "class13Mapping.mat", 408,
+           "4e79ab24c345896c19abc62476b2c3520f3e2db00f71f868c5027208af48a3de"),
+)
+NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
+
+
+def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] | None = None,
+                   timeout: float = 30.0) -> Path:
+    """Fetch and check NYU Depth V2's labeled set and its metadata files into root; return root.
+
+    root: the data-set folder, default data_root() / "nyuv2". It ends up holding
+    nyu_depth_v2_labeled.mat (2.97 GB), splits.mat, classMapping40.mat and class13Mapping.mat,
+    the files NYUv2Dataset reads. An interrupted download resumes on the next run; files
+    already there (downloaded before, or copied in by hand) are checked, not fetched again.
+    files: what to fetch (default NYUV2_FILES; pass others for a mirror). timeout: seconds
+    without data before giving up. Raises DownloadError saying what to do when it cannot work.
+    """
+    if root is None:
+        from ..environment import data_root
+
+        root = data_root() / "nyuv2"
+    root = Path(root).expanduser()
+    root.mkdir(parents=True, exist_ok=True)
+    files = NYUV2_FILES if files is None else tuple(files)
+    need = sum(max(0, r.size - _bytes(root / r.name) - _bytes(_part(root / r.name))) for r in files
+               if _bytes(root / r.name) != r.size)
+    free = shutil.disk_usage(root).free
+    if need > free:
+        raise DownloadError(f"{root} has {free / 2**30:.2f} GiB free; NYUv2 needs {need / 2**30:.2f} GiB more. "
+                            "Free some space or pass another root.")
+    for remote in files:
+        fetch_file(remote, root / remote.name, timeout=timeout, by_hand=_nyuv2_by_hand(root, files))
+    _check_nyuv2(root)
+    return root
+
+
+def fetch_file(remote: Remote, dest: Path, *, timeout: float = 30.0, by_hand: str = "") -> Path:
+    """Download remote.url to dest through dest.part with a progress bar, resuming a .part already
+    there; check size and SHA-256, then rename into place. by_hand: advice added to every error."""
+    part = _part(dest)
+    problem = _file_problem(dest, remote)
+    if problem is None:
+        print(f"{remote.name}: already in {dest.parent}, checked, skipping.", flush=True)
+        return dest
+    if problem != "missing":
+        smaller = dest.stat().st_size < remote.size and not part.exists()
+        print(f"{dest} is {problem}; " + ("resuming from it." if smaller else "downloading it again."), flush=True)
+        if smaller:  # e.g. a copy that stopped half-way: the download continues it (the hash tells if it was wrong)
+            os.replace(dest, part)
+        else:
+            dest.unlink()
+    for _ in range(2):  # a second try starts from scratch, when the server would not resume
+        have = part.stat().st_size if part.is_file() else 0
+        if have > remote.size:
+            part.unlink()
+            have = 0
+        if have == remote.size or _stream(remote, part, have, timeout, by_hand):
+            break
+    size = _bytes(part)
+    if size < remote.size:
+        raise DownloadError(f"The connection to {_host(remote.url)} ended after {size:,} of {remote.size:,} bytes of "
+                            f"{remote.name}. Run the download again: it resumes from {part}. " + by_hand)
+    if size > remote.size or _sha256(part, remote) not in (None, remote.sha256):
+        got = f"{size:,} bytes" if size != remote.size else "a different SHA-256"
+        part.unlink()
+        raise DownloadError(f"{remote.url} sent {got}, not the expected file ({remote.size:,} bytes, SHA-256 "
+                            f"{remote.sha256}); it has been deleted. Run the download again; if this repeats, the "
+                            "server or a proxy changes the file. " + by_hand)
+    os.replace(part, dest)
+    _checked_marker(dest).write_text(json.dumps(_stamp(dest)) + "\n")
+    return dest
+
+
+def _stream(remote: Remote, part: Path, have: int, timeout: float, by_hand: str) -> bool:
+    """Append the bytes after `have` to part (or rewrite it); False when the server would not resume."""
+    from tqdm.auto import tqdm
+
+    headers = {"User-Agent": "unet-course (python urllib)"}
+    if have:
+        headers["Range"] = f"bytes={have}-"
+    print(f"Downloading {remote.name} ({remote.size / 1e6:,.1f} MB) from {_host(remote.url)}"
+          + (f", resuming at {have / 1e6:,.1f} MB" if have else "") + " ...", flush=True)
+    try:
+        with urllib.request.urlopen(urllib.request.Request(remote.url, headers=headers), timeout=timeout) as resp:
+            resumed = resp.status == 206 and resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
+            if have and not resumed:
+                if resp.status == 206:  # some other range: not what we asked for; start over
+                    part.unlink()
+                    return False
+                have = 0  # the server ignored Range and sends the whole file
+            with open(part, "ab" if have else "wb") as out, tqdm(total=remote.size, initial=have, unit="B",
+                                                                 unit_scale=True, desc=remote.name) as bar:
+                while chunk := resp.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and have:  # "range not satisfiable": the .part is not a prefix of the file
+            part.unlink()
+            return False
+        raise DownloadError(f"{remote.url} answered HTTP {err.code} ({err.reason}). " + by_hand) from None
+    except NETWORK_ERRORS as err:
+        kept = f" The {part.stat().st_size:,} bytes received are kept in {part}; the next run resumes." \
+            if part.is_file() and part.stat().st_size else ""
+        reason = getattr(err, "reason", None) or err
+        raise DownloadError(f"Could not download {remote.name} from {_host(remote.url)} ({type(err).__name__}: "
+                            f"{reason}). Check the connection (and a proxy, if you use one) and run the download "
+                            f"again.{kept} " + by_hand) from None
+    return True
+
+
+def _bytes(path: Path) -> int:
+    return path.stat().st_size if path.is_file() else 0
+
+
+def _part(dest: Path) -> Path:
+    return dest.with_name(dest.name + ".part")
+
+
+def _host(url: str) -> str:
+    return urllib.parse.urlsplit(url).netloc or url
+
+
+def _checked_marker(dest: Path) -> Path:
+    return dest.with_name(f".{dest.name}.checked")
+
+
+def _stamp(path: Path) -> dict:
+    st = path.stat()
+    return dict(size=st.st_size, mtime_ns=st.st_mtime_ns)
+
+
+def _file_problem(path: Path, remote: Remote) -> str | None:
+    """None when path is the expected file (size, then SHA-256 once: a marker remembers it), else why not."""
+    if not path.is_file():
+        return "missing"
+    size = path.stat().st_size
+    if size != remote.size:
+        return f"{size:,} bytes instead of {remote.size:,}"
+    try:
+        if json.loads(_checked_marker(path).read_text()) == _stamp(path):
+            return None
+    except (OSError, ValueError):
+        pass
+    if _sha256(path, remote) not in (None, remote.sha256):
+        return "damaged (its SHA-256 differs)"
+    _checked_marker(path).write_text(json.dumps(_stamp(path)) + "\n")
+    return None
+
+
+def _sha256(path: Path, remote: Remote) -> str | None:
+    """The file's SHA-256 (with a progress bar for big files); None when there is none to compare with."""
+    if remote.sha256 is None:
+        return None
+    from tqdm.auto import tqdm
+
+    digest = hashlib.sha256()
+    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"Checking {path.name}",
+                                     disable=path.stat().st_size < 1 << 27) as bar:
+        while chunk := f.read(1 << 22):
+            digest.update(chunk)
+            bar.update(len(chunk))
+    return digest.hexdigest()
+
+
+def _nyuv2_by_hand(root: Path, files: tuple[Remote, ...]) -> str:
+    listing = "".join(f"\n    {r.url}  ({r.size:,} bytes)" for r in files)
+    return (f"To get the data without this download: on a machine with a network, download{listing}\n"
+            f"(the labeled set is also linked from {NYUV2_PAGE} ), copy the files into {root} and run "
+            f"`python -m course_utils.data download nyuv2 --root {root}` again: it checks them without a network. "
+            "Meanwhile the toy set works: `python -m course_utils.data toy nyuv2` (or ensure_toy_nyuv2()).")
+
+
+def _check_nyuv2(root: Path) -> None:
+    """The end state NYUv2Dataset reads: the labeled file opens, the splits and mappings fit it."""
+    from .nyuv2 import NYUv2Dataset
+
+    try:
+        sizes = {split: len(NYUv2Dataset(root, split)) for split in ("train", "test")}
+    except (OSError, ValueError) as err:
+        raise DownloadError(f"The download finished but NYUv2Dataset cannot read it: {err}") from None
+    print(f"NYUv2 is ready in {root}: {sizes['train']} train and {sizes['test']} test frames.", flush=True)
