@@ -100,6 +100,8 @@ _EXPORTS: dict[str, str] = {
     "save_checkpoint": "checkpoint",
     # viz.py
     "show_predictions": "viz",
+    "PredictionViewer": "viz",
+    "class_palette": "viz",
     "save_prediction_figure": "viz",
     "plot_history": "viz",
 }
