@@ -153,7 +153,9 @@ class SegDepthLoss(nn.Module):
         return losses
 
     def forward(self, out: dict[str, Tensor] | Tensor, target: dict[str, Tensor] | Tensor) -> Tensor:
-        if not isinstance(out, dict):  # a plain segmentation UNet: logits and labels
-            out, target = {"seg": out}, {"seg": target}
+        if not isinstance(out, dict):  # a plain segmentation UNet: logits
+            out = {"seg": out}
+        if not isinstance(target, dict):  # labels alone
+            target = {"seg": target}
         weights = {"seg": self.seg_weight, "depth": self.depth_weight}
         return sum(weights[k] * v for k, v in self.parts(out, target).items())

@@ -43,7 +43,8 @@ from .checkpoint import (atomic_write, check_same_architecture, load_checkpoint,
 from .environment import PROFILES, data_root, pick_device, profile
 from .losses import BCEDiceLoss
 from .metrics import dice_score
-from .model import UNet
+from .model import TwoHeadUNet, UNet
+from .segdepth import HeldOutScores, is_multiclass, nyuv2_datasets, nyuv2_loss, to_device
 
 # ---------------------------------------------------------------------------- many processes (torchrun)
 
@@ -86,6 +87,13 @@ def _all_reduce_sum(values: list[float], device: torch.device | str) -> list[flo
 FULL_PROFILE: dict[str, Any] = dict(image_size=(640, 960), base_channels=64, batch_size=8, epochs=5, lr=1e-3,
                                     num_workers=min(8, os.cpu_count() or 1), threads=0)
 
+# NYU Depth V2 (lesson 08, --task nyuv2): the toy rooms are drawn at 96x128 (the real 480x640 is 4:3 too).
+NYUV2_PROFILES: dict[str, dict[str, Any]] = {
+    "quick": dict(image_size=(96, 128), epochs=12, lr=3e-3),
+    "full": dict(image_size=(480, 640), base_channels=64, batch_size=8, epochs=60, lr=1e-3),
+}
+TASKS = ("carvana", "nyuv2")
+
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
 # Options that belong to one invocation, not to the run: never inherited from a checkpoint.
@@ -126,14 +134,25 @@ class TrainConfig:
     channels_last: bool | None = None  # None: on for CUDA (faster convolutions there), off elsewhere
     clip_grad: float | None = None  # max gradient norm; None or 0: no clipping (see train_step)
     compile: bool = False  # torch.compile the model (slow first epoch, faster later ones on GPUs)
+    task: str = "carvana"  # or "nyuv2" (lesson 08): classes, optionally depth
+    num_classes: int = 13  # nyuv2: 13 or 40
+    tasks: str = "seg"  # nyuv2: "seg", or "seg+depth" for the two-headed U-Net
+    depth_loss: str = "l1"  # nyuv2 with depth: "l1" (metres) or "silog"
+    depth_weight: float = 1.0  # nyuv2 with depth: weight of the depth loss next to cross-entropy
+    class_weighting: str = "none"  # nyuv2: "none", "median" (frequency balancing) or "inverse_sqrt"
 
     @classmethod
-    def for_profile(cls, name: str | None = None) -> "TrainConfig":
-        """The defaults of profile `name` (default: course_utils.profile())."""
+    def for_profile(cls, name: str | None = None, task: str = "carvana") -> "TrainConfig":
+        """The defaults of profile `name` (default: course_utils.profile()) for `task`."""
         name = name or profile()
         if name not in PROFILES:
             raise ValueError(f"profile {name!r} is not one of {PROFILES}.")
-        return cls(profile=name, **(FULL_PROFILE if name == "full" else {}))
+        if task not in TASKS:
+            raise ValueError(f"task {task!r} is not one of {TASKS}.")
+        settings = dict(FULL_PROFILE) if name == "full" else {}
+        if task == "nyuv2":
+            settings |= NYUV2_PROFILES[name]
+        return cls(profile=name, task=task, **settings)
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists, not tuples), so it fits JSON and weights_only checkpoints."""
@@ -168,6 +187,19 @@ class TrainConfig:
         if self.clip_grad is not None and not (self.clip_grad >= 0 and math.isfinite(self.clip_grad)):
             raise ValueError(f"clip_grad must be a positive number (or 0 for no clipping), got {self.clip_grad}.")
         check_image_size(self.image_size, self.depth)
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
+        if self.task == "nyuv2":
+            from .segdepth import TASK_CHOICES, WEIGHTINGS
+
+            if self.num_classes not in (13, 40):
+                raise ValueError(f"NYUv2 comes labelled with 13 or 40 classes, got num_classes={self.num_classes}.")
+            if self.tasks not in TASK_CHOICES or self.class_weighting not in WEIGHTINGS:
+                raise ValueError(f"tasks must be one of {TASK_CHOICES} and class_weighting one of {WEIGHTINGS}, "
+                                 f"got {self.tasks!r} and {self.class_weighting!r}.")
+            if self.depth_loss not in ("l1", "silog") or not self.depth_weight >= 0:
+                raise ValueError(f"depth_loss must be l1 or silog and depth_weight 0 or more, got "
+                                 f"{self.depth_loss!r} and {self.depth_weight}.")
         return self
 
 
@@ -191,7 +223,10 @@ def check_image_size(image_size: tuple[int, int], depth: int) -> None:
 
 def build_model(cfg: TrainConfig) -> UNet:
     """The U-Net of the config: RGB in, one logit per pixel out (car vs background)."""
-    return UNet(in_channels=3, out_channels=1, base_channels=cfg.base_channels, depth=cfg.depth)
+    if cfg.task == "nyuv2" and cfg.tasks == "seg+depth":
+        return TwoHeadUNet(3, cfg.num_classes, base_channels=cfg.base_channels, depth=cfg.depth)
+    out_channels = cfg.num_classes if cfg.task == "nyuv2" else 1
+    return UNet(in_channels=3, out_channels=out_channels, base_channels=cfg.base_channels, depth=cfg.depth)
 
 
 def resolve_data_dir(cfg: TrainConfig) -> Path:
@@ -306,12 +341,16 @@ def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
     Shard) and batch_size is per process."""
     from .data import CarvanaDataset, eval_transform, split_cars, train_transform
 
-    root = resolve_data_dir(cfg)
-    train_ids, val_ids = split_cars(root, val_fraction=cfg.val_fraction, by="car", seed=cfg.seed)
-    size = tuple(cfg.image_size)
-    fast = dict(size=size) if cfg.cache else {}  # decode + resize every image once, not every epoch
-    train_ds = SeededAugment(CarvanaDataset(root, train_ids, transform=train_transform(size), **fast), cfg.seed)
-    val_ds = CarvanaDataset(root, val_ids, transform=eval_transform(size), **fast)
+    if cfg.task == "nyuv2":
+        train_ds, val_ds = nyuv2_datasets(cfg)
+        train_ds = SeededAugment(train_ds, cfg.seed)
+    else:
+        root = resolve_data_dir(cfg)
+        train_ids, val_ids = split_cars(root, val_fraction=cfg.val_fraction, by="car", seed=cfg.seed)
+        size = tuple(cfg.image_size)
+        fast = dict(size=size) if cfg.cache else {}  # decode + resize every image once, not every epoch
+        train_ds = SeededAugment(CarvanaDataset(root, train_ids, transform=train_transform(size), **fast), cfg.seed)
+        val_ds = CarvanaDataset(root, val_ids, transform=eval_transform(size), **fast)
     # persistent workers skip re-forking (and re-opening the cache) every epoch; the epoch reaches
     # them through EpochShuffle's (epoch, index) pairs, so augmentation stays reproducible
     common = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
@@ -366,6 +405,8 @@ def forward(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | Non
         images = images.contiguous(memory_format=torch.channels_last)
     with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         logits = model(images)
+    if isinstance(logits, dict):  # the two-headed U-Net (lesson 08)
+        return {k: v.float() for k, v in logits.items()}
     return logits.float()
 
 
@@ -439,7 +480,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, opt
     bar = tqdm(loader, desc=desc, leave=False, disable=not progress, unit="batch")
     world = dist_info()[1]
     for step, (images, masks) in enumerate(bar, 1):
-        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
+        images, masks = images.to(device, non_blocking=True), to_device(masks, device)
         try:
             loss = loss_fn(forward(model, images, amp_dtype, channels_last), masks)  # logits (B, 1, H, W) vs masks (B, 1, H, W), in float32
             # the mean over all processes: every process sees the same value, so all stop together on NaN
@@ -475,6 +516,8 @@ def validate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
     Dice and the image count are added over the processes: every process returns the metrics
     of the whole validation set, equal to one process's."""
     model.eval()
+    if is_multiclass(model):
+        return _validate_classes(model, loader, loss_fn, device, amp_dtype, channels_last)
     loss_sum, dices = 0.0, [torch.zeros(0)]
     for images, masks in loader:
         images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
@@ -484,6 +527,25 @@ def validate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
     per_image = torch.cat(dices).double()  # (N,) this process's images
     loss_sum, dice_sum, n = _all_reduce_sum([loss_sum, per_image.sum().item(), len(per_image)], device)
     return {"val_loss": loss_sum / n, "val_dice": dice_sum / n}
+
+
+def _validate_classes(model, loader, loss_fn, device, amp_dtype, channels_last) -> dict[str, float]:
+    """validate() for NYUv2 (lesson 08): loss, mIoU and pixel accuracy over labelled pixels, and
+    with a depth head AbsRel, RMSE and delta1 over valid pixels; sums added over processes."""
+    from .data import IGNORE_INDEX
+
+    scores = HeldOutScores(getattr(model, "config", {}).get("out_channels", 1), IGNORE_INDEX)
+    for images, target in loader:
+        images, target = images.to(device, non_blocking=True), to_device(target, device)
+        out = forward(model, images, amp_dtype, channels_last)
+        scores.update(out, target, loss_fn(out, target).item())
+    scores.load_sums(_all_reduce_sum(scores.sums(), device))
+    return scores.compute()
+
+
+def score_name(record: dict[str, float]) -> str:
+    """The held-out number best.pt is chosen by: val_dice (Carvana) or val_miou (NYUv2)."""
+    return "val_dice" if "val_dice" in record else "val_miou"
 
 
 # ---------------------------------------------------------------------------- optimisation
@@ -577,13 +639,16 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
         record = _run_epoch(net, train_loader, val_loader, loss_fn, optimizer, scheduler, device,
                             epoch, epochs, progress, step_options, eval_model=model if world > 1 else net)
         history.append(record)
-        is_best = record["val_dice"] > best
-        best = max(best, record["val_dice"])
+        score = record[score_name(record)]
+        is_best = score > best
+        best = max(best, score)
         if out is not None:
             state = dict(model=model.state_dict(), model_config=dict(getattr(model, "config", {})),
                          optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), epoch=epoch,
-                         best_dice=best, history=history, config=config, image_size=list(image_size),
+                         best_score=best, score=score_name(record), history=history, config=config, image_size=list(image_size),
                          rng=rng_states(), scaler=step_options["scaler"].state_dict())
+            if state["score"] == "val_dice":
+                state["best_dice"] = best  # the name lessons 06-07 read
             _write_run_files(out, state, is_best)
         if verbose:
             tqdm.write(_summary_line(record, epochs, is_best))
@@ -636,8 +701,14 @@ def _restore(resume, model, optimizer, scheduler, verbose, scaler=None) -> tuple
         scaler.load_state_dict(ckpt["scaler"])
     set_rng_states(ckpt["rng"])
     if verbose:
-        tqdm.write(f"resumed at epoch {ckpt['epoch']} (best held-out Dice so far {ckpt['best_dice']:.4f})")
-    return ckpt["epoch"], ckpt["best_dice"], list(ckpt["history"])
+        tqdm.write(f"resumed at epoch {ckpt['epoch']} (best held-out {best_of(ckpt)})")
+    return ckpt["epoch"], ckpt.get("best_score", ckpt.get("best_dice")), list(ckpt["history"])
+
+
+def best_of(ckpt: dict[str, Any]) -> str:
+    """'Dice 0.9773' or 'mIoU 0.4120': the held-out score a checkpoint was chosen by."""
+    name = {"val_dice": "Dice", "val_miou": "mIoU"}[ckpt.get("score", "val_dice")]
+    return f"{name} {ckpt.get('best_score', ckpt.get('best_dice')):.4f}"
 
 
 def _write_run_files(out: Path, state: dict[str, Any], is_best: bool) -> None:
@@ -649,10 +720,13 @@ def _write_run_files(out: Path, state: dict[str, Any], is_best: bool) -> None:
     atomic_write(out / "history.json", lambda f: f.write(text))
 
 
+_SHOWN = ("val_dice", "val_miou", "val_pixel_acc", "val_abs_rel", "val_delta1")
+
+
 def _summary_line(r: dict[str, float], epochs: int, is_best: bool) -> str:
+    scores = "  ".join(f"{k} {r[k]:.4f}" for k in _SHOWN if k in r)
     return (f"epoch {r['epoch']:>2}/{epochs}  train_loss {r['train_loss']:.4f}  val_loss {r['val_loss']:.4f}  "
-            f"val_dice {r['val_dice']:.4f}{' *' if is_best else '  '}  {r['seconds']:.1f}s  "
-            f"({r['images_per_s']:.0f} img/s)")
+            f"{scores}{' *' if is_best else '  '}  {r['seconds']:.1f}s  ({r['images_per_s']:.0f} img/s)")
 
 
 # ---------------------------------------------------------------------------- CLI
@@ -720,11 +794,13 @@ def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
           f"{str(amp_dtype or torch.float32).removeprefix('torch.')}"
           f"{'   channels_last' if use_channels_last(cfg.channels_last, device) else ''}"
           f"{'   compiled' if cfg.compile else ''}", flush=True)
+    split = "split by car" if cfg.task == "carvana" else "held out: the last train frames, whole scenes"
     say(f"data: {len(train_loader.dataset)} train / {len(val_loader.dataset)} held-out images "
-          f"(split by car) at {cfg.image_size[0]}x{cfg.image_size[1]}", flush=True)
+          f"({split}) at {cfg.image_size[0]}x{cfg.image_size[1]}", flush=True)
     model = build_model(cfg)
+    loss_fn = BCEDiceLoss(cfg.bce_weight) if cfg.task == "carvana" else nyuv2_loss(cfg, train_loader.dataset)
     fit(model, train_loader, val_loader, epochs=cfg.epochs, lr=cfg.lr, device=device, out=out,
-        loss_fn=BCEDiceLoss(cfg.bce_weight), weight_decay=cfg.weight_decay, warmup=cfg.warmup,
+        loss_fn=loss_fn, weight_decay=cfg.weight_decay, warmup=cfg.warmup,
         resume=cfg.resume, config=cfg.to_dict(), stop_after=cfg.stop_after, progress=cfg.progress,
         amp=cfg.amp, channels_last=cfg.channels_last, clip_grad=cfg.clip_grad or None, compile=cfg.compile)
     if os.environ.get("UNET_COURSE_TEST_DUMP_DIR"):  # tests: every process's final weights
@@ -733,9 +809,11 @@ def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
         from .viz import save_prediction_figure
 
         model, ckpt = load_checkpoint(out / "best.pt", model)
-        save_prediction_figure(model, val_loader.dataset, out / "predictions.png", n=4, device=device)
-        print(f"best held-out Dice {ckpt['best_dice']:.4f} (epoch {ckpt['epoch']}); wrote {out}/: "
-              f"history.json, last.pt, best.pt, predictions.png")
+        files = "history.json, last.pt, best.pt"
+        if cfg.task == "carvana":
+            save_prediction_figure(model, val_loader.dataset, out / "predictions.png", n=4, device=device)
+            files += ", predictions.png"
+        print(f"best held-out {best_of(ckpt)} (epoch {ckpt['epoch']}); wrote {out}/: {files}")
     return out
 
 
@@ -743,16 +821,16 @@ def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
 _NOT_THE_MODEL = ("out", "resume", "stop_after", "progress", "num_workers", "threads", "device", "data_dir")
 
 
-def load_or_train(cfg: TrainConfig | None = None, *, name: str = "carvana",
+def load_or_train(cfg: TrainConfig | None = None, *, name: str | None = None,
                   verbose: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The course's trained U-Net for the lessons after 06: (model, checkpoint).
 
-    Loads data_root()/runs/<name>-<profile>/best.pt when an earlier lesson trained it with the
+    Loads data_root()/runs/<name>-<profile>/best.pt (name: default cfg.task) when an earlier lesson trained it with the
     same settings (cfg, default the profile's); otherwise trains it once with `run(cfg)` into
     that folder, so lessons 07-09 share one model instead of each training their own.
     """
     cfg = cfg or TrainConfig.for_profile()
-    out = data_root() / "runs" / f"{name}-{cfg.profile}"
+    out = data_root() / "runs" / f"{name or cfg.task}-{cfg.profile}"
     best = out / "best.pt"
     wanted = {k: v for k, v in cfg.to_dict().items() if k not in _NOT_THE_MODEL}
     resume = None
@@ -762,7 +840,7 @@ def load_or_train(cfg: TrainConfig | None = None, *, name: str = "carvana",
         if saved == wanted and last["history"][-1]["epoch"] >= cfg.epochs:
             model, ckpt = load_checkpoint(best)
             if verbose:
-                print(f"loaded {best}: held-out Dice {ckpt['best_dice']:.4f}, trained by an earlier lesson")
+                print(f"loaded {best}: held-out {best_of(ckpt)}, trained by an earlier lesson")
             return model, ckpt
         if saved == wanted:  # interrupted earlier: carry on from its last epoch
             resume = str(out / "last.pt")
@@ -852,6 +930,15 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="clip the gradient norm to NORM (default: off; 1.0 is a common choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
+    nyu = p.add_argument_group("NYU Depth V2 (lesson 08)")
+    nyu.add_argument("--task", choices=TASKS, help="carvana (binary masks, default) or nyuv2 (classes, depth)")
+    nyu.add_argument("--num-classes", type=int, choices=(13, 40), help="nyuv2 labelling (default 13)")
+    nyu.add_argument("--tasks", choices=("seg", "seg+depth"), help="nyuv2: classes only, or classes and depth "
+                     "with the two-headed U-Net (default seg)")
+    nyu.add_argument("--depth-loss", choices=("l1", "silog"), help="nyuv2 depth loss (default l1, in metres)")
+    nyu.add_argument("--depth-weight", type=float, help="nyuv2: weight of the depth loss (default 1)")
+    nyu.add_argument("--class-weighting", choices=("none", "median", "inverse_sqrt"),
+                     help="nyuv2: cross-entropy class weights from training label frequencies (default none)")
     return p
 
 
@@ -863,10 +950,11 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         given["image_size"] = tuple(given["image_size"])
     given.setdefault("progress", sys.stderr.isatty())  # no bars in logs and CI
     try:
-        base = TrainConfig.for_profile(given.get("profile"))
+        base = TrainConfig.for_profile(given.get("profile"), given.get("task", "carvana"))
         if "resume" in given:
             saved = read_checkpoint(given["resume"]).get("config", {})
-            base = TrainConfig.for_profile(given.get("profile") or saved.get("profile"))
+            base = TrainConfig.for_profile(given.get("profile") or saved.get("profile"),
+                                           given.get("task") or saved.get("task", "carvana"))
             inherited = {k: v for k, v in saved.items() if k not in _PER_INVOCATION}
             base = TrainConfig.from_dict(base.to_dict() | inherited)
             given.setdefault("out", str(Path(given["resume"]).parent))
