@@ -112,28 +112,34 @@ def load_history(history_or_run_dir: Sequence[dict] | str | Path) -> list[dict]:
     return list(history_or_run_dir)
 
 
-def plot_history(history_or_run_dir: Sequence[dict] | str | Path) -> Figure:
-    """A Figure of a run's curves (lesson 06): train and held-out loss per epoch (left), held-out
-    Dice per epoch (right), with the best epoch (highest val_dice, what best.pt holds) marked.
+_SCORE_LABELS = {"val_dice": ("Dice", "Dice (per image, mean)"), "val_miou": ("mIoU", "mIoU (labelled pixels)")}
 
-    history_or_run_dir: fit's returned list of dicts (epoch, train_loss, val_loss, val_dice, ...),
-    or a run folder holding history.json.
+
+def plot_history(history_or_run_dir: Sequence[dict] | str | Path) -> Figure:
+    """A Figure of a run's curves (lessons 06, 08): train and held-out loss per epoch (left), the
+    held-out score per epoch (right: Dice for Carvana, mIoU for NYUv2), with the best epoch (what
+    best.pt holds) marked.
+
+    history_or_run_dir: fit's returned list of dicts (epoch, train_loss, val_loss, val_dice or
+    val_miou, ...), or a run folder holding history.json.
     """
     history = load_history(history_or_run_dir)
     if not history:
         raise ValueError("the history is empty: train at least one epoch before plotting it.")
+    key = "val_dice" if "val_dice" in history[0] else "val_miou"
+    short, axis_label = _SCORE_LABELS[key]
     epochs = [r["epoch"] for r in history]
-    best = max(history, key=lambda r: r["val_dice"])
+    best = max(history, key=lambda r: r[key])
     fig = Figure(figsize=(9, 3.2), layout="constrained")
-    loss_ax, dice_ax = fig.subplots(1, 2)
+    loss_ax, score_ax = fig.subplots(1, 2)
     loss_ax.plot(epochs, [r["train_loss"] for r in history], "o-", label="train loss")
     loss_ax.plot(epochs, [r["val_loss"] for r in history], "s-", label="held-out loss")
-    loss_ax.set(xlabel="epoch", ylabel="loss (BCE + Dice)", title="loss")
-    dice_ax.plot(epochs, [r["val_dice"] for r in history], "o-", color="tab:green", label="held-out Dice")
-    dice_ax.set(xlabel="epoch", ylabel="Dice (per image, mean)", title="held-out Dice")
-    for ax in (loss_ax, dice_ax):
+    loss_ax.set(xlabel="epoch", ylabel="loss" if key == "val_miou" else "loss (BCE + Dice)", title="loss")
+    score_ax.plot(epochs, [r[key] for r in history], "o-", color="tab:green", label=f"held-out {short}")
+    score_ax.set(xlabel="epoch", ylabel=axis_label, title=f"held-out {short}")
+    for ax in (loss_ax, score_ax):
         ax.axvline(best["epoch"], color="gray", linestyle=":",
-                   label=f"best epoch {best['epoch']} (Dice {best['val_dice']:.4f})")
+                   label=f"best epoch {best['epoch']} ({short} {best[key]:.4f})")
         ax.set_xticks(epochs if len(epochs) <= 20 else ax.get_xticks())
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

@@ -56,3 +56,12 @@ def test_plot_history_explains_a_missing_or_empty_history(tmp_path):
         plot_history(tmp_path)
     with pytest.raises(ValueError, match="at least one epoch"):
         plot_history([])
+
+
+def test_plot_history_of_a_classes_run_plots_miou():
+    history = [dict(epoch=e, train_loss=2.0 / e, val_loss=2.1 / e, val_miou=m, val_pixel_acc=0.5)
+               for e, m in ((1, 0.10), (2, 0.31), (3, 0.27))]
+    fig = plot_history(history)
+    score = {line.get_label(): line for line in fig.axes[1].get_lines()}
+    assert list(score["held-out mIoU"].get_ydata()) == [0.10, 0.31, 0.27]
+    assert "best epoch 2 (mIoU 0.3100)" in score
