@@ -138,3 +138,29 @@ def test_bad_nyuv2_settings_say_what_to_change(tmp_path, capsys):
     assert "--num-classes" in capsys.readouterr().err
     cfg = parse_config(["--task", "nyuv2", "--profile", "quick"])
     assert cfg.image_size == (96, 128) and cfg.task == "nyuv2"
+
+
+def test_two_processes_report_the_held_out_scores_of_one(rooms, tmp_path):
+    """torchrun with 2 CPU processes: 11 held-out frames (uneven shards); the confusion matrix and
+    depth sums added over processes give the scores one process computes from last.pt."""
+    import os
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = os.environ | {"UNET_COURSE_PROFILE": "quick", "OMP_NUM_THREADS": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={port}",
+           "-m", "course_utils.train", "--task", "nyuv2", "--tasks", "seg+depth", "--data-dir", str(rooms), "--out",
+           str(tmp_path / "run"), "--epochs", "1", "--image-size", "48", "64", "--base-channels", "4",
+           "--batch-size", "4", "--profile", "quick", "--threads", "1", "--no-progress", "--device", "cpu"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    record = json.loads((tmp_path / "run" / "history.json").read_text())[-1]
+    model, ckpt = load_checkpoint(tmp_path / "run" / "last.pt")
+    cfg = TrainConfig.from_dict(ckpt["config"])
+    train, val = make_loaders(cfg)
+    assert len(val.dataset) == 11
+    scores = validate(model, val, nyuv2_loss(cfg, train.dataset), "cpu")
+    for key in ("val_miou", "val_pixel_acc", "val_abs_rel", "val_rmse", "val_delta1"):
+        assert record[key] == pytest.approx(scores[key], abs=1e-6), key
