@@ -1,4 +1,4 @@
-"""Train a U-Net on Carvana: the loop lesson 06 teaches, and the CLI behind it.
+"""Train a U-Net on Carvana (or NYU Depth V2): the loop lesson 06 teaches, and the CLI behind it.
 
     python -m course_utils.train                      # quick profile: toy Carvana on a CPU
     python -m course_utils.train --profile full       # real Carvana on a GPU
@@ -9,7 +9,8 @@
 Under torchrun (it sets RANK, WORLD_SIZE and LOCAL_RANK) each process trains a replica wrapped
 in DistributedDataParallel on its own GPU (cuda:LOCAL_RANK, nccl) or on the CPU (gloo), on a
 disjoint shard of each epoch's shuffle; --batch-size is per process. Validation metrics are
-summed over the processes, so they equal one process's; only rank 0 prints and writes files.
+summed over the processes, so they equal one process's; only rank 0 prints and writes files
+(course_utils.distributed holds those pieces, course_utils.data.sampling the reproducible order).
 
 The pieces are small functions a notebook can call one by one: `build_model`,
 `make_loaders`, `train_one_epoch`, `validate`, `fit`, `load_checkpoint`. A run folder holds
@@ -35,50 +36,19 @@ from typing import Any, Callable
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .checkpoint import (atomic_write, check_same_architecture, load_checkpoint, read_checkpoint, rng_states,
                          save_checkpoint, set_rng_states)
+from .data.sampling import EpochShuffle, SeededAugment  # noqa: F401 (also importable from here)
+from .distributed import (Shard, ShardedEpochShuffle, all_reduce_sum, dist_info, init_distributed,  # noqa: F401
+                          launched_by_torchrun)
 from .environment import PROFILES, data_root, pick_device, profile
 from .losses import BCEDiceLoss
 from .metrics import dice_score
 from .model import TwoHeadUNet, UNet
 from .segdepth import HeldOutScores, is_multiclass, nyuv2_datasets, nyuv2_loss, to_device
-
-# ---------------------------------------------------------------------------- many processes (torchrun)
-
-
-def dist_info() -> tuple[int, int]:
-    """(rank, world_size) of the initialised process group, (0, 1) without one."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
-
-
-def launched_by_torchrun() -> bool:
-    """True when torchrun (torch.distributed.run) started this process: it sets WORLD_SIZE and RANK."""
-    return "RANK" in os.environ and "WORLD_SIZE" in os.environ
-
-
-def init_distributed(device: torch.device) -> torch.device:
-    """Join torchrun's process group: nccl and cuda:LOCAL_RANK on GPUs, gloo on the CPU.
-    Returns this process's device."""
-    if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        torch.cuda.set_device(device)
-    torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    return device
-
-
-def _all_reduce_sum(values: list[float], device: torch.device | str) -> list[float]:
-    """Sum each value over all processes (float64, so sums of many Dice values stay exact)."""
-    if dist_info()[1] == 1:
-        return values
-    t = torch.tensor(values, dtype=torch.float64, device=device)
-    torch.distributed.all_reduce(t)
-    return t.tolist()
-
 
 # ---------------------------------------------------------------------------- configuration
 
@@ -245,95 +215,6 @@ def resolve_data_dir(cfg: TrainConfig) -> Path:
     return root
 
 
-class EpochShuffle(Sampler[tuple[int, int]]):
-    """A shuffle that depends only on (seed, epoch), so a resumed run sees the same order.
-
-    Call `set_epoch(epoch)` before each epoch (fit does). Same interface as
-    torch's DistributedSampler, which replaces it when training on many GPUs. It yields
-    (epoch, index) pairs: the epoch travels with each index to the loader's workers, which
-    keep stale copies of the dataset when they are persistent, so `SeededAugment` in a
-    worker still augments item i of epoch e with the seed of (seed, e, i).
-    """
-
-    def __init__(self, data: Dataset, seed: int = 0) -> None:
-        self.n, self.seed, self.epoch = len(data), seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __iter__(self):
-        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
-        return iter((self.epoch, i) for i in torch.randperm(self.n, generator=g).tolist())
-
-    def __len__(self) -> int:
-        return self.n
-
-
-class ShardedEpochShuffle(EpochShuffle):
-    """EpochShuffle for one of `world_size` processes: rank r takes every world_size-th entry,
-    from r, of the same (seed, epoch) permutation, so the shards are disjoint and together
-    cover the epoch. Like DistributedSampler, the permutation is padded with its own start to
-    a multiple of world_size, so every process runs the same number of steps (DDP needs that)."""
-
-    def __init__(self, data: Dataset, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
-        super().__init__(data, seed)
-        self.rank, self.world_size = rank, world_size
-
-    def __iter__(self):
-        pairs = list(super().__iter__())
-        pairs += pairs[:len(self) * self.world_size - len(pairs)]
-        return iter(pairs[self.rank::self.world_size])
-
-    def __len__(self) -> int:
-        return math.ceil(self.n / self.world_size)
-
-
-class Shard(Sampler[int]):
-    """Indices rank, rank + world_size, ... of a dataset, in order and without padding: each
-    image is evaluated by exactly one process (shards may differ in length by one)."""
-
-    def __init__(self, data: Dataset, rank: int = 0, world_size: int = 1) -> None:
-        self.indices = list(range(rank, len(data), world_size))
-
-    def __iter__(self):
-        return iter(self.indices)
-
-    def __len__(self) -> int:
-        return len(self.indices)
-
-
-class SeededAugment(Dataset):
-    """Wraps a dataset so item i of epoch e is augmented with its own seed (seed, e, i).
-
-    albumentations keeps its own random state (global seeds do not reach it), so we seed it
-    per item: the same augmentations with 0 or 8 loader workers, and after a resume.
-    Other attributes (ids, root, ...) are those of the wrapped dataset.
-    """
-
-    def __init__(self, dataset: Dataset, seed: int = 0) -> None:
-        self.dataset, self.seed, self.epoch = dataset, seed, 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, key: int | tuple[int, int]):
-        """Item i, augmented for epoch e: key is i (the epoch of set_epoch) or (e, i) from EpochShuffle."""
-        epoch, i = key if isinstance(key, tuple) else (self.epoch, key)
-        transform = getattr(self.dataset, "transform", None)
-        if hasattr(transform, "set_random_state"):
-            s = int(np.random.SeedSequence([self.seed, epoch, i]).generate_state(1)[0])
-            transform.set_random_state(np.random.default_rng(s), random.Random(s))
-        return self.dataset[i]
-
-    def __getattr__(self, name: str):
-        if name == "dataset":  # not set yet (e.g. while unpickling in a worker)
-            raise AttributeError(name)
-        return getattr(self.dataset, name)
-
-
 def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
     """Train and validation loaders, split by car: the validation cars are never trained on.
 
@@ -484,7 +365,7 @@ def train_one_epoch(model: nn.Module, loader: DataLoader, loss_fn: Callable, opt
         try:
             loss = loss_fn(forward(model, images, amp_dtype, channels_last), masks)  # logits (B, 1, H, W) vs masks (B, 1, H, W), in float32
             # the mean over all processes: every process sees the same value, so all stop together on NaN
-            value = _all_reduce_sum([loss.item()], device)[0] / world
+            value = all_reduce_sum([loss.item()], device)[0] / world
             if not math.isfinite(value):
                 raise NonFiniteLossError(_nonfinite_message(value, epoch, step, optimizer))
             _backward_and_step(loss, model, optimizer, scaler, clip_grad)
@@ -525,7 +406,7 @@ def validate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
         loss_sum += loss_fn(logits, masks).item() * len(images)
         dices.append(dice_score(torch.sigmoid(logits) > threshold, masks, reduction="none").cpu())
     per_image = torch.cat(dices).double()  # (N,) this process's images
-    loss_sum, dice_sum, n = _all_reduce_sum([loss_sum, per_image.sum().item(), len(per_image)], device)
+    loss_sum, dice_sum, n = all_reduce_sum([loss_sum, per_image.sum().item(), len(per_image)], device)
     return {"val_loss": loss_sum / n, "val_dice": dice_sum / n}
 
 
@@ -539,7 +420,7 @@ def _validate_classes(model, loader, loss_fn, device, amp_dtype, channels_last) 
         images, target = images.to(device, non_blocking=True), to_device(target, device)
         out = forward(model, images, amp_dtype, channels_last)
         scores.update(out, target, loss_fn(out, target).item())
-    scores.load_sums(_all_reduce_sum(scores.sums(), device))
+    scores.load_sums(all_reduce_sum(scores.sums(), device))
     return scores.compute()
 
 
