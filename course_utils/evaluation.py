@@ -46,7 +46,8 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, *, tta: bool =
     two probabilities: a cheap test-time augmentation for data that looks the same mirrored.
     amp_dtype: autocast dtype (torch.bfloat16 / torch.float16 on a GPU), None for float32.
     channels: the output channels that hold the scores, e.g. slice(0, 13) for a model whose
-    last channel is depth (lesson 08); None: all of them.
+    last channel is depth; None: all of them. A model returning {"seg", "depth"} (TwoHeadUNet,
+    lesson 08) is scored on its "seg" output.
     """
     images = torch.as_tensor(images)
     if images.ndim != 4:
@@ -57,10 +58,14 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, *, tta: bool =
     model.eval()
     try:
         pick = channels if channels is not None else slice(None)
-        probs = _probabilities(forward(model, images, amp_dtype)[:, pick])
+
+        def scores(x: torch.Tensor) -> torch.Tensor:
+            out = forward(model, x, amp_dtype)
+            return (out["seg"] if isinstance(out, dict) else out)[:, pick]  # TwoHeadUNet: its class scores
+
+        probs = _probabilities(scores(images))
         if tta:
-            mirrored = _probabilities(forward(model, images.flip(-1), amp_dtype)[:, pick]).flip(-1)
-            probs = (probs + mirrored) / 2
+            probs = (probs + _probabilities(scores(images.flip(-1))).flip(-1)) / 2
     finally:
         model.train(was_training)
     return probs.float().cpu()

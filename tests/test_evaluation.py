@@ -247,3 +247,23 @@ def test_evaluate_segmentation_takes_class_channels_of_a_joint_model_and_dict_ta
     assert torch.allclose(probs, torch.softmax(scores, 1))
     with pytest.raises(ValueError, match="4 channels, but num_classes=3"):
         evaluate_segmentation(joint, DataLoader(WithDepth(labels), batch_size=2), 3)
+
+
+def test_two_headed_model_is_scored_on_its_class_output_and_shown_by_the_viewer():
+    from course_utils.model import TwoHeadUNet
+    from course_utils.viz import PredictionViewer
+
+    torch.manual_seed(0)
+    model = TwoHeadUNet(3, 4, base_channels=4, depth=2).eval()
+    images = torch.rand(3, 3, 16, 16)
+    labels = torch.randint(0, 4, (3, 16, 16))
+    with torch.no_grad():
+        expected = torch.softmax(model(images)["seg"], 1)
+    assert torch.allclose(predict_probabilities(model, images), expected, atol=1e-6)
+    data = list(zip(images, labels))
+    result = evaluate_segmentation(model, DataLoader(data, batch_size=2), 4)
+    assert torch.equal(result["confusion_matrix"], confusion_matrix(expected.argmax(1), labels, 4))
+    viewer = PredictionViewer(model, data)
+    before = viewer.image.value
+    viewer.index.value = 2
+    assert viewer.image.value != before and "mIoU" in viewer.scores.value

@@ -12,7 +12,7 @@ from ..rle import rle_decode, rle_encode
 from .cache import ResizedCache, build_cache
 from .carvana import CarvanaDataset, car_id, split_cars, split_summary
 from .download import DownloadError, download_carvana, download_nyuv2
-from .nyuv2 import IGNORE_INDEX, NYUv2Dataset, label_frequencies, nyuv2_class_names
+from .nyuv2 import IGNORE_INDEX, NYUv2Dataset, label_frequencies, nyuv2_class_names, read_class_mapping
 from .toy_carvana import ensure_toy_carvana, make_toy_carvana
 from .toy_nyuv2 import ensure_toy_nyuv2, make_toy_nyuv2
 from .transforms import GridElastic, eval_transform, train_transform
@@ -35,6 +35,7 @@ __all__ = [
     "make_toy_carvana",
     "make_toy_nyuv2",
     "nyuv2_class_names",
+    "read_class_mapping",
     "rle_decode",
     "rle_encode",
     "split_cars",

@@ -1,0 +1,225 @@
+"""Checks for lesson 08's exercises: the lookup table raw NYUv2 label -> 13 classes, cross-entropy
+over the labelled pixels by hand, and median-frequency class weights.
+
+Each check runs the learner's function on inputs built to tell the usual mistakes apart, compares
+it with the package's answer (course_utils.data.nyuv2.read_class_mapping, torch's cross-entropy,
+course_utils.losses.class_weights) and says in words what differs.
+"""
+from __future__ import annotations
+
+import math
+import tempfile
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from ._common import CheckFailed, call_answer, fail, passed
+
+__all__ = ["check_raw_to_13", "check_cross_entropy", "check_median_frequency_weights"]
+
+
+def _as_array(got: Any, call: str) -> np.ndarray:
+    """The learner's answer as a numpy array, or a sentence saying why it is not one."""
+    if hasattr(got, "detach"):
+        got = got.detach().cpu().numpy()
+    try:
+        return np.asarray(got)
+    except (TypeError, ValueError):
+        fail(f"{call} returned a {type(got).__name__}; expected an array.")
+
+
+# ------------------------------------------------------------- exercise 1: raw label -> 13 classes
+
+def _mapping_files(folder: Path, seed: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    """Write classMapping40.mat and class13Mapping.mat in NYUv2's layout (random mapClass, the real
+    40 -> 13 table) and return (mapClass, labels13) as scipy.io.loadmat gives them back."""
+    from scipy.io import loadmat, savemat
+
+    from ..data.toy_nyuv2 import _CLASS_13_OF_40, CLASS_NAMES_13, CLASS_NAMES_40, _cell
+
+    rng = np.random.default_rng(seed)
+    map_class = rng.integers(1, 41, size=(1, 894)).astype(np.uint8)
+    map_class[0, :40] = rng.permutation(40) + 1  # every 40-class is used somewhere
+    labels13 = np.array([[CLASS_NAMES_13.index(n) + 1 for n in _CLASS_13_OF_40]], np.uint8)
+    savemat(folder / "classMapping40.mat", {"className": _cell(CLASS_NAMES_40), "mapClass": map_class})
+    savemat(folder / "class13Mapping.mat",
+            {"classMapping13": {"labels13": labels13, "classNames": _cell(CLASS_NAMES_13)}})
+    m40, m13 = loadmat(folder / "classMapping40.mat"), loadmat(folder / "class13Mapping.mat")
+    return m40["mapClass"], m13["classMapping13"][0, 0]["labels13"]
+
+
+def check_raw_to_13(raw_to_13: Callable[..., Any]) -> None:
+    """Exercise 1 of lesson 08: `raw_to_13(map_class, labels13)` with mapClass (1, 894) (raw 1..894
+    -> 1..40) and labels13 (1, 40) (40-class 1..40 -> 1..13), as scipy.io.loadmat reads them ->
+    an integer lookup table (895,) with lut[raw] in 1..13 and lut[0] = 0 (unlabeled)."""
+    from ..data.nyuv2 import read_class_mapping
+
+    with tempfile.TemporaryDirectory(prefix="lesson08-") as tmp:
+        map_class, labels13 = _mapping_files(Path(tmp))
+        want = read_class_mapping(tmp, 13)[0].astype(np.int64)
+    call = f"raw_to_13(map_class {map_class.shape}, labels13 {labels13.shape})"
+    got = _as_array(call_answer(raw_to_13, "raw_to_13", map_class.copy(), labels13.copy()), call)
+    if got.ndim == 2 and 1 in got.shape:
+        fail(f"{call} returned shape {got.shape}; expected (895,), one entry per raw label 0..894. loadmat gives "
+             f"MATLAB's (1, n) rows: .ravel() (or .flatten()) them first.")
+    mc, l13 = map_class.ravel().astype(np.int64), labels13.ravel().astype(np.int64)
+    if got.shape == (894,):
+        fail(f"{call} returned shape (894,); expected (895,): raw label 0 (unlabeled) needs an entry too, so that "
+             f"lut[raw] works for every raw value 0..894. Put a 0 in front: np.concatenate([[0], ...]).")
+    if got.shape != (895,):
+        fail(f"{call} returned shape {got.shape}; expected (895,), one entry per raw label 0..894.")
+    if not np.issubdtype(got.dtype, np.integer):
+        if not np.all(got == np.round(got)):
+            fail(f"{call} returned fractions ({got.dtype}); expected whole class numbers 0..13.")
+        got = got.astype(np.int64)
+    got = got.astype(np.int64)
+    if np.array_equal(got, want):
+        passed("lut[0] = 0 (unlabeled), lut[raw] = labels13[mapClass[raw - 1] - 1]; matches read_class_mapping.")
+        return
+    shifted = np.concatenate([[0], l13[np.minimum(mc, 39)]])  # labels13 indexed by k, not k - 1
+    hints = [
+        (np.concatenate([[0], mc]), "that is the 40-class table: send each 40-class k on through labels13 "
+                                    "(to13 = [0, labels13...], then to13[lut40])"),
+        (want - 1, "classes are one too small: keep NYUv2's numbering 1..13 with 0 for unlabeled (NYUv2Dataset "
+                   "subtracts 1 later, when it makes the training targets)"),
+        (shifted, "40-class k sits at labels13[k - 1] (MATLAB counts from 1): put a 0 in front of labels13 "
+                  "too, then index it with the 40-class numbers"),
+    ]
+    for wrong, hint in hints:
+        if np.array_equal(got, wrong.astype(np.int64)):
+            fail(f"{call}: {hint}.")
+    if got[0] != 0:
+        fail(f"{call} gives raw label 0 the class {got[0]}; raw 0 means unlabeled and must stay 0.")
+    raw = int(np.flatnonzero(got != want)[0])
+    fail(f"{call} sends raw label {raw} to {got[raw]}; expected {want[raw]} (mapClass sends it to 40-class "
+         f"{mc[raw - 1]}, and labels13 sends that to {want[raw]}).")
+
+
+# ------------------------------------------------------------- exercise 2: cross-entropy by hand
+
+def _ce_case(ignored: bool):
+    """(logits (2, 4, 3, 5), target (2, 3, 5)); with `ignored`, a third of the pixels are 255."""
+    import torch
+
+    g = torch.Generator().manual_seed(3)
+    logits = torch.randn(2, 4, 3, 5, generator=g) * 2
+    target = torch.randint(0, 4, (2, 3, 5), generator=g)
+    if ignored:
+        target[torch.rand(2, 3, 5, generator=g) < 0.35] = 255
+        target[0, 0, 0] = 255
+    return logits, target
+
+
+def check_cross_entropy(cross_entropy_by_hand: Callable[..., Any]) -> None:
+    """Exercise 2 of lesson 08: `cross_entropy_by_hand(logits, target, ignore_index=255)` for logits
+    (N, C, H, W) and labels (N, H, W) -> a scalar: the mean over labelled pixels of -log softmax
+    (over C) at the true class; equal to F.cross_entropy(logits, target, ignore_index=255)."""
+    import torch
+    import torch.nn.functional as F
+
+    for ignored in (False, True):
+        logits, target = _ce_case(ignored)
+        what = "with a third of the pixels unlabeled (255)" if ignored else "with every pixel labelled"
+        call = f"cross_entropy_by_hand(logits {tuple(logits.shape)}, target {tuple(target.shape)} {what})"
+        try:
+            got = call_answer(cross_entropy_by_hand, "cross_entropy_by_hand", logits.clone(), target.clone())
+        except AssertionError as err:
+            cause = err.__cause__
+            if ignored and isinstance(cause, (IndexError, RuntimeError)):
+                raise CheckFailed(f"{call} raised {type(cause).__name__}: {cause}. The label 255 is not a class: "
+                                  f"picking log-probabilities at 255 fails. Keep only the labelled pixels first "
+                                  f"(keep = target != ignore_index), then pick at target[keep].") from err
+            raise
+        got_t = torch.as_tensor(got.detach() if hasattr(got, "detach") else got, dtype=torch.float64)
+        if got_t.numel() != 1:
+            fail(f"{call} returned shape {tuple(got_t.shape)}; expected one number (a scalar): the mean over "
+                 f"the labelled pixels.")
+        value = float(got_t.reshape(()))
+        want = float(F.cross_entropy(logits.double(), target, ignore_index=255))
+        if math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-6):
+            continue
+        labelled = target != 255
+        n, total = int(labelled.sum()), target.numel()
+        lp = torch.log_softmax(logits.double(), 1)
+        safe = target.clamp(max=logits.shape[1] - 1)
+        picked = lp.gather(1, safe[:, None])[:, 0]  # (N, H, W)
+        p_true = picked.exp()
+        candidates = [
+            (want * n / total, f"that is the sum over labelled pixels divided by all {total} pixels; the "
+                               f"unlabeled ones must not count in the mean either: divide by the {n} labelled ones"),
+            (want * n, "that is the sum: take the mean over the labelled pixels"),
+            (-want, "the sign is wrong: the loss is minus the log-probability of the true class"),
+            (float(-p_true[labelled].mean()), "you averaged probabilities: take their log first "
+                                              "(log_softmax, not softmax)"),
+            (float(-lp.gather(1, safe[:, None])[:, 0].mean()), "the unlabeled pixels were scored too: keep only "
+                                                                "target != ignore_index"),
+        ]
+        for dim in (0, 2, 3):
+            other = torch.log_softmax(logits.double(), dim).gather(1, safe[:, None])[:, 0]
+            candidates.append((float(-other[labelled].mean()),
+                               f"the softmax ran over dimension {dim}; the classes are dimension 1 (N, C, H, W)"))
+        for wrong, hint in candidates:
+            if math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-6):
+                fail(f"{call} returned {value:.4f}; expected {want:.4f}: {hint}.")
+        fail(f"{call} returned {value:.4f}; expected {want:.4f} = mean over the {n} labelled pixels of "
+             f"-log softmax(logits, dim=1) at the true class.")
+    passed("mean of -log softmax at the true class over the labelled pixels; matches "
+           "F.cross_entropy(logits, target, ignore_index=255).")
+
+
+# ------------------------------------------------------------- exercise 3: median-frequency weights
+
+def _count_cases():
+    import torch
+
+    toy = torch.tensor([48389, 2635, 47525, 24172, 328948, 35853, 37003, 11268, 21686, 16248, 9680, 676867, 50421])
+    unseen = torch.cat([toy, torch.tensor([0])])  # 13 classes seen, one never seen
+    return [("13 class counts like the toy rooms'", toy), ("14 class counts, the last one never seen (0 pixels)",
+                                                            unseen)]
+
+
+def check_median_frequency_weights(median_frequency_weights: Callable[..., Any]) -> None:
+    """Exercise 3 of lesson 08: `median_frequency_weights(counts)` for pixel counts (C,) -> weights (C,):
+    median(freq) / freq_c with freq = counts / counts.sum() and the median over the classes that have
+    pixels; weight 0 for a class with no pixels. Equal to class_weights(counts, "median")."""
+    import torch
+
+    from ..losses import class_weights
+
+    for what, counts in _count_cases():
+        call = f"median_frequency_weights(<{what}>)"
+        got = _as_array(call_answer(median_frequency_weights, "median_frequency_weights", counts.clone()), call)
+        want = class_weights(counts, "median").double().numpy()
+        if got.shape != want.shape:
+            fail(f"{call} returned shape {got.shape}; expected {want.shape}, one weight per class.")
+        got = got.astype(np.float64)
+        if np.allclose(got, want, rtol=1e-5, atol=1e-7):
+            continue
+        c = counts.double().numpy()
+        seen = c > 0
+        freq = c / c.sum()
+        if not np.all(np.isfinite(got)):
+            fail(f"{call} gave {got[~np.isfinite(got)][0]} for the class with no pixels: 1/0. A class never seen has "
+                 f"nothing to weigh: give it weight 0 (torch.where(counts > 0, ..., 0)).")
+        with np.errstate(divide="ignore"):
+            inv = np.where(seen, 1 / np.where(seen, freq, 1), 0.0)
+            hints = [
+                (inv, "that is 1 / frequency: divide the median frequency by each frequency, so that a class "
+                      "of median frequency weighs 1"),
+                (np.where(seen, freq / np.median(freq[seen]), 0), "upside down: median(freq) / freq_c, so rare "
+                                                                  "classes weigh more"),
+                (np.where(seen, freq[seen].mean() / np.where(seen, freq, 1), 0), "that uses the mean frequency; "
+                                                                                 "the method takes the median"),
+            ]
+        for med in (np.median(freq), float(torch.tensor(freq).median())):
+            hints.append((np.where(seen, med / np.where(seen, freq, 1), 0), "the class with no pixels went into "
+                          "the median: take the median over the classes that have pixels (freq[counts > 0])"))
+        for wrong, hint in hints:
+            if np.allclose(got, wrong, rtol=1e-5, atol=1e-7):
+                fail(f"{call}: {hint}.")
+        k = int(np.flatnonzero(~np.isclose(got, want, rtol=1e-5, atol=1e-7))[0])
+        fail(f"{call} gives class {k} (count {int(c[k])}) the weight {got[k]:.4f}; expected {want[k]:.4f} = "
+             f"median frequency {np.median(freq[seen]):.5f} / its frequency {freq[k]:.5f}.")
+    passed("median(freq) / freq_c over the classes with pixels, 0 for a class never seen; matches "
+           "class_weights(counts, 'median').")
