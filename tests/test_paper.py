@@ -172,15 +172,6 @@ def test_weighted_cross_entropy_with_one_channel_is_binary_cross_entropy():
         weighted_cross_entropy(logits, target, weights[:, :2])
 
 
-@pytest.fixture
-def one_thread():
-    """Small convolutions on a busy 2-core machine run far faster on one thread (see set_threads)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def test_a_few_weighted_steps_learn_the_gaps(one_thread):
     """Real training steps: the weighted loss on touching cells falls."""
     torch.manual_seed(0)

@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import nbformat
 
@@ -51,3 +52,13 @@ def test_over_budget_is_reported_not_failed(tmp_path, capsys):
     *_, slowest, status = row(capsys.readouterr().out, "03_slow.ipynb")
     assert status == "pass (over budget)"
     assert re.fullmatch(r"1 \(0\.[2-9] s\)", slowest), slowest  # cell 1 (after the markdown) slept 0.2 s
+
+
+def test_every_lesson_states_its_quick_profile_budget():
+    """run_course prints each lesson's budget next to its measured time; TEACHING.md quotes both."""
+    from course_utils.run_course import budget_s
+
+    lessons = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+    assert len(lessons) == 10
+    budgets = {p.name: budget_s(nbformat.read(p, as_version=4)) for p in lessons}
+    assert all(isinstance(b, (int, float)) and 0 < b <= 300 for b in budgets.values()), budgets

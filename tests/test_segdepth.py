@@ -19,12 +19,7 @@ from course_utils.segdepth import nyuv2_loss
 from course_utils.train import TrainConfig, build_model, fit, make_loaders, parse_config, validate
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
 
 @pytest.fixture(scope="module")

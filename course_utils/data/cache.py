@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .toy_carvana import remove_abandoned_partials
+from .folders import remove_abandoned_partials
 
 __all__ = ["ResizedCache", "build_cache", "cache_folder"]
 

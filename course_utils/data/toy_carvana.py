@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,6 +29,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..rle import rle_encode
+from .folders import publish_folder
 
 __all__ = ["make_toy_carvana", "ensure_toy_carvana", "MAKES", "ANGLES"]
 
@@ -624,34 +624,5 @@ def ensure_toy_carvana(root: str | Path | None = None, n_cars: int = 40, image_s
         return root
     print(f"Generating the toy Carvana data set ({n_cars} cars x {ANGLES} angles, "
           f"{image_size[0]}x{image_size[1]}) in {root} ...", flush=True)
-    if root.exists() and any(root.iterdir()) and not (root / SIGNATURE).exists():
-        raise FileExistsError(f"{root} holds files that make_toy_carvana did not make; "
-                              "move them away or pass another root.")
-    root.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_partials(root.parent, f".{root.name}.partial-*")
-    tmp = root.parent / f".{root.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    make_toy_carvana(tmp, n_cars=n_cars, image_size=image_size, seed=seed)
-    if is_complete(root, n_cars, image_size, seed):  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-        return root
-    shutil.rmtree(root, ignore_errors=True)
-    try:
-        tmp.rename(root)
-    except OSError:  # another process moved its copy in between: use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not is_complete(root, n_cars, image_size, seed):
-            raise
-    return root
-
-
-def remove_abandoned_partials(folder: Path, pattern: str) -> None:
-    """Delete the half-written folders matching `pattern` in `folder` (".name.partial-<pid>")
-    whose writing process no longer exists: what a killed run leaves behind."""
-    for tmp in folder.glob(pattern):
-        try:
-            os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
-        except ProcessLookupError:
-            shutil.rmtree(tmp, ignore_errors=True)
-        except (ValueError, OSError):  # not our name pattern, or a live process of another user
-            pass
+    return publish_folder(root, lambda tmp: make_toy_carvana(tmp, n_cars=n_cars, image_size=image_size, seed=seed),
+                          lambda path: is_complete(path, n_cars, image_size, seed), SIGNATURE, "make_toy_carvana")

@@ -29,13 +29,13 @@ draws map to 40 "otherprop".
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from .folders import publish_folder
 
 __all__ = ["make_toy_nyuv2", "ensure_toy_nyuv2", "RAW_IDS", "CLASS_NAMES_40", "CLASS_NAMES_13"]
 
@@ -452,8 +452,6 @@ def ensure_toy_nyuv2(root: str | Path | None = None, n_images: int = 200, seed: 
     root defaults to data_root() / "toy_nyuv2". The set is drawn in a temporary sibling folder and
     moved into place when whole, so an interrupted run never leaves a set that looks complete.
     """
-    from .toy_carvana import remove_abandoned_partials
-
     if root is None:
         from ..environment import data_root
 
@@ -461,24 +459,7 @@ def ensure_toy_nyuv2(root: str | Path | None = None, n_images: int = 200, seed: 
     root = Path(root)
     if is_complete(root, n_images, seed, image_size):
         return root
-    if root.exists() and any(root.iterdir()) and not (root / SIGNATURE).exists():
-        raise FileExistsError(f"{root} holds files that make_toy_nyuv2 did not make; "
-                              "move them away or pass another root.")
     print(f"Generating the toy NYUv2 data set ({n_images} rooms, {image_size[0]}x{image_size[1]}) in {root} ...",
           flush=True)
-    root.parent.mkdir(parents=True, exist_ok=True)
-    remove_abandoned_partials(root.parent, f".{root.name}.partial-*")
-    tmp = root.parent / f".{root.name}.partial-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
-    make_toy_nyuv2(tmp, n_images=n_images, seed=seed, image_size=image_size)
-    if is_complete(root, n_images, seed, image_size):  # another process finished first
-        shutil.rmtree(tmp, ignore_errors=True)
-        return root
-    shutil.rmtree(root, ignore_errors=True)
-    try:
-        tmp.rename(root)
-    except OSError:  # another process moved its copy in between: use theirs
-        shutil.rmtree(tmp, ignore_errors=True)
-        if not is_complete(root, n_images, seed, image_size):
-            raise
-    return root
+    return publish_folder(root, lambda tmp: make_toy_nyuv2(tmp, n_images=n_images, seed=seed, image_size=image_size),
+                          lambda path: is_complete(path, n_images, seed, image_size), SIGNATURE, "make_toy_nyuv2")

@@ -1,0 +1,59 @@
+"""Every notebook opens with the Colab badge and the standard set-up cell, stamped from the one
+repository address in pyproject.toml (python -m course_utils.colab)."""
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from course_utils.colab import BADGE_TAG, SETUP_TAG, problems, repository_url, setup_source, stamp
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_committed_notebooks_open_with_the_badge_and_set_up_cell():
+    url = repository_url()
+    assert problems(REPO / "notebooks", url) == []
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        nb = nbformat.read(path, as_version=4)
+        assert f"/blob/main/notebooks/{path.name}" in nb.cells[0].source
+        assert nb.cells[1].cell_type == "markdown" and nb.cells[1].source.startswith("# Lesson")
+        assert sum("google.colab" in c.source for c in nb.cells if c.cell_type == "code") == 1
+
+
+def test_stamping_replaces_the_old_cell_and_is_idempotent(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# Lesson 99: Test"),
+        nbformat.v4.new_code_cell('REPO_URL = "old"\nif "google.colab" in sys.modules:\n    pass'),
+        nbformat.v4.new_code_cell("x = 1"),
+    ])
+    url = "https://github.com/someone/unet-course"
+    once = stamp(nb, "99_test.ipynb", url)
+    assert [c.metadata.get("tags", [None])[0] for c in once.cells[:3]] == [BADGE_TAG, None, SETUP_TAG]
+    assert [c.source for c in once.cells[3:]] == ["x = 1"] and "old" not in str(once)
+    assert "colab.research.google.com/github/someone/unet-course/blob/main/notebooks/99_test.ipynb" in once.cells[0].source
+    twice = stamp(once, "99_test.ipynb", url)
+    assert [c.source for c in twice.cells] == [c.source for c in once.cells]
+    nbformat.write(twice, tmp_path / "99_test.ipynb")
+    assert problems(tmp_path, url) == []
+    assert len(problems(tmp_path, "https://github.com/other/unet-course")) == 2
+
+
+def test_set_up_cell_runs_off_colab_and_prints_the_doctor():
+    proc = subprocess.run([sys.executable, "-c", setup_source("https://github.com/someone/unet-course")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "device:" in proc.stdout and "profile:" in proc.stdout and "[Colab]" not in proc.stdout
+
+
+def test_repository_address_must_be_a_github_project(tmp_path):
+    bad = tmp_path / "pyproject.toml"
+    bad.write_text('[project]\nname = "x"\n[project.urls]\nRepository = "https://gitlab.com/a/b.git"\n')
+    with pytest.raises(ValueError, match="https://github.com/OWNER/NAME"):
+        repository_url(bad)
+    bad.write_text('[project]\nname = "x"\n')
+    with pytest.raises(ValueError, match="Repository"):
+        repository_url(bad)
