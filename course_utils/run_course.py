@@ -206,7 +206,7 @@ def format_table(rows: list[dict]) -> str:
 
 def format_markdown(rows: list[dict], profile: str = "quick") -> str:
     """The report as a markdown table (for TEACHING.md)."""
-    body = [_cells(r) for r in rows] + [[f"**{c}**" for c in _total(rows)]]
+    body = [_cells(r) for r in rows] + [[f"**{c}**" if c else "" for c in _total(rows)]]
     lines = ["| " + " | ".join(HEADER) + " |", "|---|---:|---:|---:|---:|---|"]
     lines += ["| " + " | ".join(c) + " |" for c in body]
     return f"Profile: {profile}.\n\n" + "\n".join(lines) + "\n"

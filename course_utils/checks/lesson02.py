@@ -95,7 +95,7 @@ def check_contracting_sizes(contracting_sizes: Callable[..., list[int]]) -> None
 
 
 def check_encoder(Encoder: Callable[..., Any]) -> None:
-    """Exercise 2 of lesson 02: `Encoder(in_channels, base_channels, depth, padding)`, whose forward
+    """Exercise 3 of lesson 02: `Encoder(in_channels, base_channels, depth, padding)`, whose forward
     returns the depth + 1 feature maps: the output of the first DoubleConv and of every Down."""
     import torch
     from torch import nn
@@ -167,7 +167,7 @@ def _check_features(feats: Any, call: str, x: Any, unet: Any) -> None:
 
 
 def check_valid_sizes(answer: Iterable[int], candidates: Iterable[int], depth: int = 4) -> None:
-    """Exercise 3 of lesson 02: `answer` holds exactly those `candidates` the unpadded U-Net of
+    """Exercise 2 of lesson 02: `answer` holds exactly those `candidates` the unpadded U-Net of
     `depth` levels can take."""
     from ..model import output_length, valid_input_sizes
 
