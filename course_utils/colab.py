@@ -1,8 +1,9 @@
 """The "Open in Colab" badge and the set-up cell that every notebook opens with (lesson 00).
 
 The repository's address is set in one place, `[project.urls] Repository` in pyproject.toml.
-`python -m course_utils.colab` stamps the badge and the set-up cell into every notebook from
-it (run it after changing the address, or after adding a lesson); `--check` only reports
+`python -m course_utils.colab` stamps the badge and the set-up cell into every notebook, and
+the lesson badges of README.md, from it (run it after changing the address, or after adding a
+lesson); `--check` only reports
 notebooks that differ, and a test runs that check, so no notebook drifts.
 
 The set-up cell does two things. Only on Colab: clone the course and install it (each Colab
@@ -112,6 +113,14 @@ def problems(notebooks: Path, repo_url: str) -> list[str]:
     return found
 
 
+_README_BADGE = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/main/notebooks/")
+
+
+def readme_with_badges(text: str, repo_url: str) -> str:
+    """README.md's text with every lesson badge pointing at `repo_url`."""
+    return _README_BADGE.sub(colab_url(repo_url, ""), text)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_utils.colab", description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", type=Path, default=REPO_ROOT / "notebooks", help="the lessons' folder")
@@ -124,12 +133,19 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if args.check:
         found = problems(args.notebooks, url)
+        readme = args.notebooks.parent / "README.md"
+        if readme.is_file() and readme_with_badges(readme.read_text(), url) != readme.read_text():
+            found.append(f"README.md: a lesson badge does not point at {url}")
         print("\n".join(found) or f"every notebook opens with the badge and set-up cell for {url}")
         return 1 if found else 0
     for path in sorted(args.notebooks.glob("*.ipynb")):
         nb = stamp(nbformat.read(path, as_version=4), path.name, url)
         nbformat.write(nb, path)
         print(f"stamped {path.name}")
+    readme = args.notebooks.parent / "README.md"
+    if readme.is_file():
+        readme.write_text(readme_with_badges(readme.read_text(), url))
+        print("stamped the lesson badges in README.md")
     print("now run nbstripout on the notebooks (cell ids and metadata as committed)")
     return 0
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from course_utils.colab import BADGE_TAG, SETUP_TAG, problems, repository_url, setup_source, stamp
+from course_utils.colab import (BADGE_TAG, SETUP_TAG, colab_url, problems, readme_with_badges, repository_url,
+                                setup_source, stamp)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -57,3 +58,14 @@ def test_repository_address_must_be_a_github_project(tmp_path):
     bad.write_text('[project]\nname = "x"\n')
     with pytest.raises(ValueError, match="Repository"):
         repository_url(bad)
+
+
+def test_readme_lesson_badges_point_at_the_same_repository():
+    url = repository_url()
+    readme = (REPO / "README.md").read_text()
+    assert readme_with_badges(readme, url) == readme
+    for path in sorted((REPO / "notebooks").glob("*.ipynb")):
+        assert colab_url(url, path.name) in readme, path.name
+    moved = readme_with_badges(readme, "https://github.com/someone/fork")
+    lessons = moved.split("## Lessons")[1].split("## Predicting")[0]
+    assert "github/someone/fork/blob/main/notebooks/08_nyu_depth.ipynb" in lessons and "OWNER" not in lessons
