@@ -139,7 +139,8 @@ class SegDepthLoss(nn.Module):
         super().__init__()
         if depth_loss not in ("l1", "silog"):
             raise ValueError(f"depth_loss={depth_loss!r} is not 'l1' or 'silog'.")
-        self.ce = nn.CrossEntropyLoss(weight=class_weights, ignore_index=ignore_index)
+        self.class_weights = None if class_weights is None else torch.as_tensor(class_weights, dtype=torch.float32)
+        self.ignore_index = ignore_index
         self.depth_fn = masked_l1 if depth_loss == "l1" else silog_loss
         self.seg_weight, self.depth_weight = seg_weight, depth_weight
 
@@ -147,7 +148,9 @@ class SegDepthLoss(nn.Module):
         """Each task's loss, unweighted: {"seg": ..., "depth": ...} for the keys present."""
         losses = {}
         if "seg" in out:
-            losses["seg"] = self.ce(out["seg"].float(), target["seg"])
+            logits = out["seg"].float()
+            weight = None if self.class_weights is None else self.class_weights.to(logits.device)  # CPU -> GPU
+            losses["seg"] = F.cross_entropy(logits, target["seg"], weight=weight, ignore_index=self.ignore_index)
         if "depth" in out:
             losses["depth"] = self.depth_fn(out["depth"].float(), target["depth"].to(out["depth"].device).float())
         return losses

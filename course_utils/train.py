@@ -192,7 +192,8 @@ def check_image_size(image_size: tuple[int, int], depth: int) -> None:
 
 
 def build_model(cfg: TrainConfig) -> UNet:
-    """The U-Net of the config: RGB in, one logit per pixel out (car vs background)."""
+    """The U-Net of the config: RGB in; one logit per pixel (Carvana: car vs background), or
+    num_classes logits (NYUv2), plus a depth map from a second head for tasks="seg+depth"."""
     if cfg.task == "nyuv2" and cfg.tasks == "seg+depth":
         return TwoHeadUNet(3, cfg.num_classes, base_channels=cfg.base_channels, depth=cfg.depth)
     out_channels = cfg.num_classes if cfg.task == "nyuv2" else 1
@@ -216,7 +217,8 @@ def resolve_data_dir(cfg: TrainConfig) -> Path:
 
 
 def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
-    """Train and validation loaders, split by car: the validation cars are never trained on.
+    """Train and validation loaders. Carvana is split by car (the validation cars are never
+    trained on); NYUv2 holds out the last train frames, whole scenes (course_utils.segdepth).
 
     In a process group (torchrun) each loader holds this process's shard (ShardedEpochShuffle,
     Shard) and batch_size is per process."""

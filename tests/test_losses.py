@@ -127,3 +127,14 @@ def test_seg_depth_loss_ignores_unlabelled_pixels_and_weighs_tasks():
     assert SegDepthLoss()(logits, labels).item() == pytest.approx(ce.item(), rel=1e-5)  # plain UNet logits
     with pytest.raises(ValueError, match="depth_loss"):
         SegDepthLoss(depth_loss="l2")
+
+
+def test_seg_depth_loss_class_weights_follow_the_logits_whatever_their_type():
+    """Weights counted on the CPU (numpy, float64) are moved to the logits' device and dtype."""
+    import numpy as np
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(2, 3, 4, 4), torch.randint(0, 3, (2, 4, 4))
+    weights = np.array([0.5, 1.0, 3.0])
+    want = F.cross_entropy(logits, labels, weight=torch.tensor(weights, dtype=torch.float32))
+    assert SegDepthLoss(class_weights=weights)(logits, labels).item() == pytest.approx(want.item(), rel=1e-6)

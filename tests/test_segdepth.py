@@ -79,13 +79,13 @@ def test_training_beats_the_majority_class_and_scores_match_an_independent_count
 def test_class_weights_come_from_training_label_frequencies(rooms):
     cfg = config(rooms, class_weighting="median")
     train, _ = make_loaders(cfg)
-    weights = nyuv2_loss(cfg, train.dataset).ce.weight
+    weights = nyuv2_loss(cfg, train.dataset).class_weights
     counts = torch.as_tensor(label_frequencies(train.dataset), dtype=torch.float64)
     seen = counts > 0
     assert weights.shape == (13,) and torch.equal(weights == 0, ~seen)
     rarest, commonest = counts.masked_fill(~seen, np.inf).argmin(), counts.argmax()
     assert weights[rarest] > 1 > weights[commonest]
-    assert nyuv2_loss(config(rooms), train.dataset).ce.weight is None
+    assert nyuv2_loss(config(rooms), train.dataset).class_weights is None
 
 
 def test_cli_trains_seg_and_depth_and_the_checkpoint_rebuilds_the_two_headed_model(rooms, tmp_path):
