@@ -5,6 +5,7 @@ tests never touch ./data and never pick the full profile on a machine with a GPU
 """
 import os
 import tempfile
+from pathlib import Path
 
 os.environ["UNET_COURSE_PROFILE"] = "quick"
 os.environ.setdefault("UNET_COURSE_DATA", tempfile.mkdtemp(prefix="unet-course-data-"))
@@ -24,3 +25,25 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+def _real_samples(name: str, needs: str) -> Path:
+    """../shared/real_samples/<name> (or $UNET_COURSE_REAL_SAMPLES/<name>); skips the test when
+    <name>/<needs> is absent, e.g. in a clone made away from the shared folder."""
+    default = Path(__file__).resolve().parent.parent / "shared" / "real_samples"
+    path = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / name
+    if not (path / needs).exists():
+        pytest.skip(f"real samples not found at {path} (set UNET_COURSE_REAL_SAMPLES)")
+    return path
+
+
+@pytest.fixture
+def real_carvana():
+    """The real Carvana pairs (train/, train_masks/) of ../shared/real_samples."""
+    return _real_samples("carvana", "train_masks")
+
+
+@pytest.fixture
+def real_nyuv2_meta():
+    """The real NYUv2 metadata files (splits.mat, classMapping40.mat, ...) of ../shared/real_samples."""
+    return _real_samples("nyuv2_meta", "splits.mat")

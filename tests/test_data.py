@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import csv
 import filecmp
-import os
 import re
 import shutil
 from pathlib import Path
@@ -20,16 +19,6 @@ from course_utils.data.toy_carvana import MAKES
 from course_utils.data.transforms import paper_sigma
 
 SIZE = (64, 96)  # small pictures keep these tests fast
-
-
-def real_carvana() -> Path:
-    """../shared/real_samples/carvana (or $UNET_COURSE_REAL_SAMPLES/carvana); skip when absent."""
-    default = Path(__file__).parents[1].parent / "shared" / "real_samples"
-    base = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default)
-    path = base / "carvana"
-    if not (path / "train").is_dir():
-        pytest.skip(f"real Carvana samples not found at {path} (set UNET_COURSE_REAL_SAMPLES)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -291,8 +280,8 @@ def test_corrupt_gif_is_named(toy_copy):
     assert str(ds.mask_path(0)) in str(err.value)
 
 
-def test_real_samples_load_at_full_size():
-    ds = CarvanaDataset(real_carvana())
+def test_real_samples_load_at_full_size(real_carvana):
+    ds = CarvanaDataset(real_carvana)
     assert len(ds) == 4 and "0cdf5b5d0ce1_04" in ds.ids
     for i in range(len(ds)):
         image, mask = ds[i]
@@ -303,8 +292,8 @@ def test_real_samples_load_at_full_size():
         assert abs(inside - outside) > 0.01 and image.max() <= 1
 
 
-def test_real_samples_through_eval_transform():
-    ds = CarvanaDataset(real_carvana(), transform=eval_transform((320, 480)))
+def test_real_samples_through_eval_transform(real_carvana):
+    ds = CarvanaDataset(real_carvana, transform=eval_transform((320, 480)))
     image, mask = ds[1]
     assert image.shape == (3, 320, 480) and set(mask.unique().tolist()) == {0.0, 1.0}
     full = np.asarray(Image.open(ds.mask_path(1)))

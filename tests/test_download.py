@@ -489,14 +489,11 @@ def test_nyuv2_cli_offline_prints_one_message(nyu_bytes, tmp_path, monkeypatch, 
     assert err.startswith("error: Could not download") and "Traceback" not in err
 
 
-def test_nyuv2_files_are_the_published_ones():
+def test_nyuv2_files_are_the_published_ones(real_nyuv2_meta):
     """Sizes and hashes of the metadata files match the real copies; the big file's size is its known one."""
     assert [r.name for r in NYUV2_FILES] == list(NYU_NAMES)
     assert NYUV2_FILES[0].size == 2972037809 and all(r.url.startswith("https://") for r in NYUV2_FILES)
-    default = Path(__file__).parents[1].parent / "shared" / "real_samples"
-    meta = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / "nyuv2_meta"
-    if not meta.is_dir():
-        pytest.skip(f"real NYUv2 metadata not found at {meta} (set UNET_COURSE_REAL_SAMPLES)")
+    meta = real_nyuv2_meta
     for r in NYUV2_FILES[1:]:
         data = (meta / r.name).read_bytes()
         assert (len(data), hashlib.sha256(data).hexdigest()) == (r.size, r.sha256), r.name

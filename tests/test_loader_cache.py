@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 import pickle
 import shutil
 import subprocess
@@ -157,12 +156,9 @@ def test_cli_builds_the_cache(toy_copy):
     assert "Cache ready in" in out.stdout and caches(toy_copy) == [cache_folder(toy_copy, (16, 24)).name]
 
 
-def test_real_samples_through_the_cache_match_the_slow_path(tmp_path):
+def test_real_samples_through_the_cache_match_the_slow_path(tmp_path, real_carvana):
     """Kaggle's own 1918 x 1280 JPEGs and GIFs: draft mode decodes them at half size, the result barely differs."""
-    default = Path(__file__).parents[1].parent / "shared" / "real_samples"
-    real = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / "carvana"
-    if not (real / "train").is_dir():
-        pytest.skip(f"real Carvana samples not found at {real} (set UNET_COURSE_REAL_SAMPLES)")
+    real = real_carvana
     size = (320, 480)
     slow = CarvanaDataset(real, transform=eval_transform(size))
     fast = CarvanaDataset(real, transform=eval_transform(size), size=size, cache_dir=tmp_path)  # never write there

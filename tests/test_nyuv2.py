@@ -2,7 +2,6 @@
 NYUv2Dataset's items, its lazy HDF5 handle, and its errors."""
 from __future__ import annotations
 
-import os
 import pickle
 import shutil
 from pathlib import Path
@@ -27,15 +26,6 @@ N_IMAGES = 12
 META = ("splits.mat", "classMapping40.mat", "class13Mapping.mat")
 README_13 = ["bed", "books", "ceiling", "chair", "floor", "furniture", "objects", "picture", "sofa", "table", "tv",
              "wall", "window"]  # ../shared/real_samples/README.md
-
-
-def real_meta() -> Path:
-    """../shared/real_samples/nyuv2_meta (or $UNET_COURSE_REAL_SAMPLES/nyuv2_meta); skip when absent."""
-    default = Path(__file__).parents[1].parent / "shared" / "real_samples"
-    path = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / "nyuv2_meta"
-    if not (path / "classMapping40.mat").is_file():
-        pytest.skip(f"real NYUv2 metadata not found at {path} (set UNET_COURSE_REAL_SAMPLES)")
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +56,8 @@ def write_labeled(path: Path, n: int, height: int = 6, width: int = 8, raw: int 
 
 
 # ----------------------------------------------------------------------------- the real metadata files
-def test_real_mapping_is_read_from_the_files():
-    meta = real_meta()
+def test_real_mapping_is_read_from_the_files(real_nyuv2_meta):
+    meta = real_nyuv2_meta
     lut13, names13 = read_class_mapping(meta, 13)
     lut40, names40 = read_class_mapping(meta, 40)
     assert names13 == README_13 == nyuv2_class_names(meta, 13)
@@ -82,8 +72,8 @@ def test_real_mapping_is_read_from_the_files():
     assert names40[lut40[28] - 1] == "door" and names13[lut13[28] - 1] == "wall"  # doors are wall in 13 classes
 
 
-def test_real_13_class_test_labels_fit_the_mapping():
-    meta = real_meta()
+def test_real_13_class_test_labels_fit_the_mapping(real_nyuv2_meta):
+    meta = real_nyuv2_meta
     splits = scipy.io.loadmat(meta / "splits.mat")
     test = set(splits["testNdxs"].ravel().tolist())
     for png in sorted((meta / "test_labels_13").glob("new_nyu_class13_*.png")):
@@ -94,9 +84,9 @@ def test_real_13_class_test_labels_fit_the_mapping():
         assert int(png.stem.rsplit("_", 1)[1]) in test  # 1-indexed frames of the test split
 
 
-def test_real_splits_and_mappings_drive_the_dataset(tmp_path):
+def test_real_splits_and_mappings_drive_the_dataset(tmp_path, real_nyuv2_meta):
     """The real metadata next to a stand-in labeled file of 1449 frames: the split sizes and frames are NYU's."""
-    meta = real_meta()
+    meta = real_nyuv2_meta
     for name in META:
         shutil.copy(meta / name, tmp_path / name)
     write_labeled(tmp_path / "nyu_depth_v2_labeled.mat", 1449, raw=157)  # raw 157 is "bed"
@@ -107,8 +97,8 @@ def test_real_splits_and_mappings_drive_the_dataset(tmp_path):
     assert train.class_names[int(train[0][1][0, 0])] == "bed" and test.class_names[int(test[0][1][0, 0])] == "bed"
 
 
-def test_toy_raw_ids_mean_the_intended_classes_under_the_real_mapping(toy):
-    meta = real_meta()
+def test_toy_raw_ids_mean_the_intended_classes_under_the_real_mapping(toy, real_nyuv2_meta):
+    meta = real_nyuv2_meta
     for num_classes in (13, 40):
         real_lut, real_names = read_class_mapping(meta, num_classes)
         toy_lut, toy_names = read_class_mapping(toy, num_classes)
@@ -122,8 +112,8 @@ def test_toy_raw_ids_mean_the_intended_classes_under_the_real_mapping(toy):
     assert np.array_equal(scipy.io.loadmat(toy / "class13Mapping.mat")["classMapping13"][0, 0]["labels13"], real13)
 
 
-def test_toy_metadata_files_have_the_real_keys_dtypes_and_shapes(toy):
-    meta = real_meta()
+def test_toy_metadata_files_have_the_real_keys_dtypes_and_shapes(toy, real_nyuv2_meta):
+    meta = real_nyuv2_meta
     for name in META:
         real, ours = scipy.io.loadmat(meta / name), scipy.io.loadmat(toy / name)
         assert ours["__version__"] == real["__version__"] == "1.0"  # MATLAB v5 files

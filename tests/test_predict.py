@@ -149,11 +149,8 @@ def test_write_submission_takes_pairs_generators_or_dicts_and_plain_csv(tmp_path
     assert not (tmp_path / "bad.csv.gz").exists(), "no half-written file after an error"
 
 
-def test_real_photos_full_size_tiled_through_the_cli(tmp_path):
-    base = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or REPO.parent / "shared" / "real_samples")
-    photos = sorted((base / "carvana" / "train").glob("*.jpg"))[:2]
-    if not photos:
-        pytest.skip(f"real Carvana samples not found under {base} (set UNET_COURSE_REAL_SAMPLES)")
+def test_real_photos_full_size_tiled_through_the_cli(tmp_path, real_carvana):
+    photos = sorted((real_carvana / "train").glob("*.jpg"))[:2]
     ckpt = save_run_checkpoint(tiny_model(), tmp_path / "best.pt")
     photos = photos[::-1]  # not sorted: the rows must follow the arguments
     r = run_cli("--checkpoint", ckpt, *photos, "--out", tmp_path / "out", "--submission", tmp_path / "s.csv.gz",

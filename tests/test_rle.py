@@ -1,24 +1,11 @@
 """Kaggle Carvana run-length encoding: format, round trips, malformed strings, the real masks."""
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pytest
 from PIL import Image
 
 from course_utils import rle_decode, rle_encode
-
-
-def real_carvana() -> Path:
-    """../shared/real_samples/carvana (or $UNET_COURSE_REAL_SAMPLES/carvana); skip when absent."""
-    default = Path(__file__).parents[1].parent / "shared" / "real_samples"
-    base = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default)
-    path = base / "carvana"
-    if not (path / "train_masks").is_dir():
-        pytest.skip(f"real Carvana samples not found at {path} (set UNET_COURSE_REAL_SAMPLES)")
-    return path
 
 
 def naive_rle(mask: np.ndarray) -> str:
@@ -108,8 +95,8 @@ def test_kaggle_first_row_decodes_to_a_car_roof():
     assert 900 < cols.mean() < 1000 and m.sum() == 181
 
 
-def test_real_masks_round_trip():
-    folder = real_carvana() / "train_masks"
+def test_real_masks_round_trip(real_carvana):
+    folder = real_carvana / "train_masks"
     gifs = sorted(folder.glob("*_mask.gif"))
     assert gifs
     for path in gifs:
