@@ -324,7 +324,7 @@ def test_ensure_makes_once_then_reuses_and_refuses_foreign_folders(tmp_path, cap
     assert not list(tmp_path.glob(".toy_nyuv2.partial-*"))
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "thesis.tex").write_text("precious")
-    with pytest.raises(FileExistsError, match="did not make"):
+    with pytest.raises(FileExistsError, match="not made by make_toy_nyuv2"):
         ensure_toy_nyuv2(tmp_path / "mine", n_images=3)
     with pytest.raises(ValueError, match="n_images >= 2"):
         make_toy_nyuv2(tmp_path / "one", n_images=1)

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 from typing import Callable
 
-SIGNATURE_HELP = "move them away or pass another root."
 
 
 def remove_abandoned_partials(folder: Path, pattern: str) -> None:
@@ -26,6 +25,28 @@ def remove_abandoned_partials(folder: Path, pattern: str) -> None:
             pass
 
 
+def refuse_foreign(root: Path, signature: str, maker: str) -> None:
+    """FileExistsError unless `root` is empty, absent, or holds `signature` (written by `maker`):
+    a toy set may replace an earlier toy set, never a real download or anything else."""
+    if root.exists() and any(root.iterdir()) and not (root / signature).exists():
+        raise FileExistsError(f"{root} is not empty and was not made by {maker}; refusing to overwrite it. "
+                              f"Move its files away or pass an empty or new folder.")
+
+
+def claim_folder(root: Path, signature: str, maker: str, stale: tuple[str, ...]) -> None:
+    """Make `root` ready for `maker` to draw into: refuse a foreign folder, delete the `stale`
+    entries (files or folders) of an earlier toy set, then write `signature` first."""
+    refuse_foreign(root, signature, maker)
+    for name in stale:
+        path = root / name
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    root.mkdir(parents=True, exist_ok=True)
+    (root / signature).write_text(f"made by course_utils.{maker}; safe to delete\n")
+
+
 def publish_folder(root: Path, make: Callable[[Path], object], complete: Callable[[Path], bool],
                    signature: str, maker: str) -> Path:
     """Make `root` with make(tmp) in a temporary sibling, then rename it into place; returns root.
@@ -34,8 +55,7 @@ def publish_folder(root: Path, make: Callable[[Path], object], complete: Callabl
     file `maker` writes first, so a non-empty folder without it (a real download, say) is never
     replaced.
     """
-    if root.exists() and any(root.iterdir()) and not (root / signature).exists():
-        raise FileExistsError(f"{root} holds files that {maker} did not make; {SIGNATURE_HELP}")
+    refuse_foreign(root, signature, maker)
     root.parent.mkdir(parents=True, exist_ok=True)
     remove_abandoned_partials(root.parent, f".{root.name}.partial-*")
     tmp = root.parent / f".{root.name}.partial-{os.getpid()}"

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import csv
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from ..rle import rle_encode
-from .folders import publish_folder
+from .folders import claim_folder, publish_folder
 
 __all__ = ["make_toy_carvana", "ensure_toy_carvana", "MAKES", "ANGLES"]
 
@@ -576,18 +575,9 @@ def make_toy_carvana(root: str | Path, n_cars: int = 40, image_size: tuple[int, 
 
 def _prepare_folder(root: Path) -> None:
     """Empty a previous toy set in `root` (never anything else) and create the Kaggle folders."""
-    if root.exists() and any(root.iterdir()):
-        if not (root / SIGNATURE).exists():
-            raise FileExistsError(
-                f"{root} is not empty and was not made by make_toy_carvana; refusing to overwrite it. "
-                "Pass an empty or new folder (e.g. data_root() / 'toy_carvana')."
-            )
-        (root / COMPLETE).unlink(missing_ok=True)
-        for sub in ("train", "train_masks"):
-            shutil.rmtree(root / sub, ignore_errors=True)
+    claim_folder(root, SIGNATURE, "make_toy_carvana", stale=(COMPLETE, "train", "train_masks"))
     for sub in ("train", "train_masks"):
-        (root / sub).mkdir(parents=True, exist_ok=True)
-    (root / SIGNATURE).write_text("made by course_utils.make_toy_carvana; safe to delete\n")
+        (root / sub).mkdir()
 
 
 def _write_csv(path: Path, header: list[str], rows: list) -> None:

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .folders import publish_folder
+from .folders import claim_folder, publish_folder
 
 __all__ = ["make_toy_nyuv2", "ensure_toy_nyuv2", "RAW_IDS", "CLASS_NAMES_40", "CLASS_NAMES_13"]
 
@@ -424,14 +424,8 @@ def make_toy_nyuv2(root: str | Path, n_images: int = 200, seed: int = 0,
 
 
 def _prepare_folder(root: Path) -> None:
-    if root.exists() and any(root.iterdir()):
-        if not (root / SIGNATURE).exists():
-            raise FileExistsError(f"{root} is not empty and was not made by make_toy_nyuv2; refusing to overwrite it. "
-                                  "Pass an empty or new folder (e.g. data_root() / 'toy_nyuv2').")
-        for name in (COMPLETE, LABELED, SPLITS, MAPPING_40, MAPPING_13):
-            (root / name).unlink(missing_ok=True)
-    root.mkdir(parents=True, exist_ok=True)
-    (root / SIGNATURE).write_text("made by course_utils.make_toy_nyuv2; safe to delete\n")
+    """Empty a previous toy set in `root` (never anything else), ready for the four files."""
+    claim_folder(root, SIGNATURE, "make_toy_nyuv2", stale=(COMPLETE, LABELED, SPLITS, MAPPING_40, MAPPING_13))
 
 
 def is_complete(root: str | Path, n_images: int | None = None, seed: int | None = None,
