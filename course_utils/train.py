@@ -700,8 +700,9 @@ def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
     return out
 
 
-# Settings that change how a run is carried out, not the model it ends with.
-_NOT_THE_MODEL = ("out", "resume", "stop_after", "progress", "num_workers", "threads", "device", "data_dir")
+# Settings that change how a run is carried out, not the model it ends with (data_dir: the same
+# set may sit in another folder).
+_NOT_THE_MODEL = (*_PER_INVOCATION, "threads", "data_dir")
 
 
 def load_or_train(cfg: TrainConfig | None = None, *, name: str | None = None,
