@@ -12,6 +12,20 @@ os.environ.setdefault("UNET_COURSE_DATA", tempfile.mkdtemp(prefix="unet-course-d
 os.environ.setdefault("TQDM_MININTERVAL", "5")
 
 
+def _link_real_isbi2012() -> None:
+    """Lesson 10 and the ISBI 2012 task read <data root>/isbi2012, which a learner downloads on first
+    use; tests never download, so that folder points at the real stacks of ../shared/real_samples."""
+    default = Path(__file__).resolve().parent.parent / "shared" / "real_samples"
+    real = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / "isbi2012"
+    link = Path(os.environ["UNET_COURSE_DATA"]) / "isbi2012"
+    if (real / "train-labels.tif").is_file() and not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(real, target_is_directory=True)
+
+
+_link_real_isbi2012()
+
+
 import pytest  # noqa: E402
 
 
@@ -47,3 +61,9 @@ def real_carvana():
 def real_nyuv2_meta():
     """The real NYUv2 metadata files (splits.mat, classMapping40.mat, ...) of ../shared/real_samples."""
     return _real_samples("nyuv2_meta", "splits.mat")
+
+
+@pytest.fixture
+def real_isbi2012():
+    """The real ISBI 2012 stacks (train-volume.tif, train-labels.tif, test-volume.tif) of ../shared/real_samples."""
+    return _real_samples("isbi2012", "train-labels.tif")

@@ -20,6 +20,7 @@ DATASETS: dict[str, tuple[str, str]] = {
     "toy_carvana": ("train_masks.csv", "made on first use, or: python -c 'import course_utils as c; c.ensure_toy_carvana()'"),
     "nyuv2": ("nyu_depth_v2_labeled.mat", "python -m course_utils.data download nyuv2  (2.97 GB; lesson 08)"),
     "toy_nyuv2": ("nyu_depth_v2_labeled.mat", "python -m course_utils.data toy nyuv2  (or ensure_toy_nyuv2(); lesson 08)"),
+    "isbi2012": ("train-labels.tif", "python -m course_utils.data download isbi2012  (24 MB; lesson 10)"),
 }
 
 

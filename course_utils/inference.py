@@ -13,7 +13,8 @@ multiple of 2**depth, the network's pooling period, so every tile sees the same 
 
 Memory on the device is bounded by the tile (times `batch_size`), not by the image, so a
 1918 x 1280 Carvana photo runs on a small GPU. `tile_grid` returns the tiles so lesson 07 can
-draw them; `predict_tiled` runs them.
+draw them; `predict_tiled` runs them, optionally averaged over the image's 8 rotations and flips
+(tta=True); `predict_stack` runs every slice of an EM stack (lesson 10).
 
 >>> from course_utils import UNet
 >>> net = UNet(3, 1, base_channels=4, depth=2, padding="valid", batch_norm=False)
@@ -31,7 +32,8 @@ from torch import nn
 
 from .model import nearest_valid_sizes, output_length
 
-__all__ = ["Box", "Tile", "mirror_pad", "tile_grid", "predict_tiled", "covering_tile_size", "context_margin"]
+__all__ = ["Box", "Tile", "mirror_pad", "tile_grid", "predict_tiled", "predict_stack", "covering_tile_size",
+           "context_margin", "DIHEDRAL"]
 
 
 class Box(NamedTuple):
@@ -204,10 +206,14 @@ def covering_tile_size(model: nn.Module, height: int, width: int) -> tuple[int, 
 
 
 def _as_chw(image, channels: int) -> torch.Tensor:
-    """(C, H, W) float tensor from (C, H, W), (1, C, H, W), or a uint8 (H, W, C) array / (C, H, W) tensor."""
+    """(C, H, W) float tensor from (C, H, W), (1, C, H, W), or a uint8 (H, W, C) array / (C, H, W) tensor;
+    a one-channel model also takes an (H, W) array (a greyscale EM slice as read_stack gives)."""
     if isinstance(image, np.ndarray):
+        if image.ndim == 2 and channels == 1:
+            image = image[..., None]
         if image.ndim != 3 or image.shape[-1] != channels:
-            raise ValueError(f"a numpy image must be (H, W, {channels}) like PIL gives, got shape {image.shape}.")
+            grey = " or (H, W)" if channels == 1 else ""
+            raise ValueError(f"a numpy image must be (H, W, {channels}){grey} like PIL gives, got shape {image.shape}.")
         image = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))
     if not isinstance(image, torch.Tensor):
         raise TypeError("image must be a torch tensor (C, H, W) or a numpy array (H, W, C), "
@@ -220,15 +226,42 @@ def _as_chw(image, channels: int) -> torch.Tensor:
     return image.float().div(255) if image.dtype == torch.uint8 else image.float()
 
 
+# The dihedral group: 4 quarter turns, each with and without a left-right mirror. An EM slice has
+# no "up", so each of the 8 copies is a fair view of it; (0, False) is the image itself.
+DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
+
+
+def _turn(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """(..., H, W) mirrored left-right when flip, then turned k quarter turns counter-clockwise."""
+    return torch.rot90(image.flip(-1) if flip else image, k, dims=(-2, -1))
+
+
+def _turn_back(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """The inverse of _turn: a prediction of the turned image, put back in the image's place."""
+    back = torch.rot90(image, -k, dims=(-2, -1))
+    return back.flip(-1) if flip else back
+
+
+def _swapped(value, k: int):
+    """A (h, w) pair for the image turned k quarter turns: swapped when k is odd."""
+    return tuple(reversed(value)) if k % 2 and isinstance(value, (tuple, list)) else value
+
+
 def predict_tiled(model: nn.Module, image: torch.Tensor, tile_size: int | tuple[int, int],
                   overlap: int | tuple[int, int] | None = None, *, batch_size: int = 4,
-                  amp_dtype: torch.dtype | None = None) -> torch.Tensor:
+                  amp_dtype: torch.dtype | None = None, tta: bool = False) -> torch.Tensor:
     """Logits (out_channels, H, W), float32 on the CPU, for one image of any size (lesson 07).
 
     image: (3, H, W) or (1, 3, H, W) float in [0, 1] as CarvanaDataset gives (a uint8 tensor or a
-        uint8 (H, W, 3) array is scaled by 1/255). It stays on the CPU; tiles go to the model's device
-        `batch_size` at a time, so device memory depends on the tile, not on the image.
+        uint8 (H, W, 3) array is scaled by 1/255); for a one-channel model a (1, H, W) slice or a
+        uint8 (H, W) array. It stays on the CPU; tiles go to the model's device `batch_size` at a
+        time, so device memory depends on the tile, not on the image.
     tile_size, overlap: see tile_grid. amp_dtype: autocast dtype (e.g. torch.bfloat16) or None.
+    tta: test-time augmentation, 8x the work: the image is turned through its 8 rotations and flips
+        (DIHEDRAL), each copy is tiled and predicted, put back in place, and the LOGITS are averaged,
+        so the result is still logits. The paper averaged 7 rotated copies of each EM slice (Section
+        4); the dihedral group has 8 (the image itself among them). For (h, w) tiles, a turned copy
+        uses (w, h). Lesson 10.
 
     The model runs in eval mode without gradients; its train/eval mode is restored afterwards.
     For a valid network the result equals one pass over the mirror-padded whole image.
@@ -236,28 +269,83 @@ def predict_tiled(model: nn.Module, image: torch.Tensor, tile_size: int | tuple[
     if batch_size < 1:
         raise ValueError(f"batch_size must be 1 or more, got {batch_size}.")
     image = _as_chw(image, model.config["in_channels"])
-    h, w = image.shape[-2:]
-    tiles = tile_grid(h, w, model, tile_size, overlap)
-    top, left = -min(t.input_box.top for t in tiles), -min(t.input_box.left for t in tiles)
-    bottom, right = max(t.input_box.bottom for t in tiles) - h, max(t.input_box.right for t in tiles) - w
-    padded = mirror_pad(image, max(top, 0), max(bottom, 0), max(left, 0), max(right, 0))  # (3, H', W')
-    param = next(model.parameters())
-    result = torch.empty(model.config["out_channels"], h, w)
     was_training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            for i in range(0, len(tiles), batch_size):
-                batch = tiles[i:i + batch_size]
-                x = torch.stack([padded[:, t.input_box.top + top:t.input_box.bottom + top,
-                                        t.input_box.left + left:t.input_box.right + left] for t in batch])
-                x = x.to(device=param.device, dtype=param.dtype)  # (B, 3, tile_h, tile_w)
-                with torch.autocast(param.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-                    y = model(x).float().cpu()  # (B, C, out_h, out_w)
-                for t, out in zip(batch, y):
-                    k, o = t.keep_box, t.output_box
-                    result[:, k.top:k.bottom, k.left:k.right] = out[:, k.top - o.top:k.bottom - o.top,
-                                                                     k.left - o.left:k.right - o.left]
+            if not tta:
+                return _run_tiles(model, image, tile_size, overlap, batch_size, amp_dtype)
+            total = torch.zeros(model.config["out_channels"], *image.shape[-2:])
+            for k, flip in DIHEDRAL:
+                logits = _run_tiles(model, _turn(image, k, flip), _swapped(tile_size, k), _swapped(overlap, k),
+                                    batch_size, amp_dtype)
+                total += _turn_back(logits, k, flip)
+            return total / len(DIHEDRAL)
     finally:
         model.train(was_training)
+
+
+def _run_tiles(model: nn.Module, image: torch.Tensor, tile_size, overlap, batch_size: int,
+               amp_dtype: torch.dtype | None) -> torch.Tensor:
+    """predict_tiled's one pass over the grid: image (C, H, W) -> logits (out_channels, H, W)."""
+    h, w = image.shape[-2:]
+    tiles = tile_grid(h, w, model, tile_size, overlap)
+    top, left = -min(t.input_box.top for t in tiles), -min(t.input_box.left for t in tiles)
+    bottom, right = max(t.input_box.bottom for t in tiles) - h, max(t.input_box.right for t in tiles) - w
+    padded = mirror_pad(image, max(top, 0), max(bottom, 0), max(left, 0), max(right, 0))  # (C, H', W')
+    param = next(model.parameters())
+    result = torch.empty(model.config["out_channels"], h, w)
+    for i in range(0, len(tiles), batch_size):
+        batch = tiles[i:i + batch_size]
+        x = torch.stack([padded[:, t.input_box.top + top:t.input_box.bottom + top,
+                                t.input_box.left + left:t.input_box.right + left] for t in batch])
+        x = x.to(device=param.device, dtype=param.dtype)  # (B, C, tile_h, tile_w)
+        with torch.autocast(param.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+            y = model(x).float().cpu()  # (B, out_channels, out_h, out_w)
+        for t, out in zip(batch, y):
+            k, o = t.keep_box, t.output_box
+            result[:, k.top:k.bottom, k.left:k.right] = out[:, k.top - o.top:k.bottom - o.top,
+                                                             k.left - o.left:k.right - o.left]
     return result
+
+
+# ---------------------------------------------------------------------------- EM stacks
+
+
+def predict_stack(model: nn.Module, stack: np.ndarray, *, tile_size: int | tuple[int, int],
+                  overlap: int | tuple[int, int] | None = None, tta: bool = False, batch_size: int = 4,
+                  amp_dtype: torch.dtype | None = None, progress: bool = True) -> np.ndarray:
+    """Probabilities float32 (N, H, W), sigmoid of the logits, for every slice of an EM stack (lesson 10).
+
+    stack: uint8 (N, H, W) as read_stack gives (or float in [0, 1]); model: a one-in, one-out U-Net
+        (greyscale slice in, one "cell" logit per pixel out) as `train --task isbi2012` trains.
+    Each whole slice goes through predict_tiled (mirror padding at its border) with `tile_size`
+    and, with tta=True, the average of its 8 rotations and flips. overlap: as tile_grid, except
+    that by default a side the tile's output covers in one piece gets none (one pass, nothing to
+    repair). progress: a bar over the slices.
+
+    >>> from course_utils import UNet
+    >>> net = UNet(1, 1, base_channels=4, depth=2)
+    >>> predict_stack(net, np.zeros((2, 40, 56), np.uint8), tile_size=64, progress=False).shape
+    (2, 40, 56)
+    """
+    from tqdm.auto import tqdm
+
+    stack = np.asarray(stack)
+    depth, padding = _geometry(model)
+    channels = (model.config["in_channels"], model.config["out_channels"])
+    if channels != (1, 1):
+        raise ValueError(f"predict_stack needs a U-Net with 1 input channel (a greyscale slice) and 1 output (the "
+                         f"cell logit), as `--task isbi2012` trains; this one has {channels[0]} in, {channels[1]} out.")
+    if stack.ndim != 3:
+        raise ValueError(f"a stack is (N, H, W) greyscale slices as read_stack gives, got shape {stack.shape}.")
+    if overlap is None:  # per side: none where one tile's output covers the slice
+        tiles = _pair(tile_size, "tile_size")
+        overlap = tuple(0 if out >= n else _default_overlap(out, depth, padding)
+                        for n, out in zip(stack.shape[1:], (_check_tile(t, depth, padding) for t in tiles)))
+    probs = np.empty(stack.shape, np.float32)
+    for k in tqdm(range(len(stack)), desc="predict", unit="slice", disable=not progress):
+        logits = predict_tiled(model, stack[k], tile_size, overlap, batch_size=batch_size, amp_dtype=amp_dtype,
+                               tta=tta)
+        probs[k] = torch.sigmoid(logits[0]).numpy()
+    return probs

@@ -30,6 +30,7 @@ __all__ = ["touching_cells", "separation_border", "separated_foreground", "cell_
            "paper_init_", "touching_pairs", "separated_pairs"]
 
 PAPER_W0, PAPER_SIGMA = 10.0, 5.0  # the paper's w0 and sigma (pixels)
+BORDER_NEGLIGIBLE = 1e-6  # weight_map leaves out border terms smaller than this (far from any two cells)
 
 
 # ---------------------------------------------------------------------------- generated cells
@@ -207,7 +208,9 @@ def weight_map(instances: np.ndarray, w0: float = PAPER_W0, sigma: float = PAPER
     """The paper's weight map (Section 3): w = w_c + w0 * exp(-(d1 + d2)^2 / (2 sigma^2)).
 
     instances: int (H, W) labels (0 background), or (N, H, W) for a batch. d1, d2: distances to
-    the nearest and second nearest cell of the separated target (`cell_distances`); the border
+    the nearest and second nearest cell of the separated target (`cell_distances`, measured only
+    within reach of each cell, where the border term exceeds 1e-6, so a real 512 x 512 EM slice
+    takes about 0.1 s instead of 4 s; the result equals the full computation to 1e-6); the border
     term is added on background pixels of that target, the gaps between cells and the space
     around them (on cell pixels d1 is 0 and it would only echo the gap). w_c:
     `class_frequency_weights` of the target, or 1 everywhere with class_balance=False.
@@ -220,8 +223,36 @@ def weight_map(instances: np.ndarray, w0: float = PAPER_W0, sigma: float = PAPER
         raise ValueError(f"weight_map takes instance labels (H, W) or (N, H, W), got shape {instances.shape}.")
     target = separated_foreground(instances)
     wc = class_frequency_weights(target) if class_balance else np.ones(target.shape, np.float32)
-    d1, d2 = two_nearest(cell_distances(instances))
+    d1, d2 = _two_nearest_within(np.where(target, instances, 0).astype(np.intp), _reach(w0, sigma))
     return (wc + np.where(target, 0, border_term(d1, d2, w0, sigma))).astype(np.float32)
+
+
+def _reach(w0: float, sigma: float, negligible: float = BORDER_NEGLIGIBLE) -> float:
+    """The d1 + d2 beyond which the border term w0 exp(-(d1 + d2)^2 / (2 sigma^2)) is below
+    `negligible`: about 28.4 px for w0 = 10, sigma = 5."""
+    return float(abs(sigma)) * math.sqrt(2 * math.log(max(abs(w0) / negligible, 1.0)))
+
+
+def _two_nearest_within(cells: np.ndarray, reach: float) -> tuple[np.ndarray, np.ndarray]:
+    """two_nearest(cell_distances(...)) without the (K, H, W) stack: each cell's distance transform
+    runs only in its bounding box grown by `reach` (136 cells of a 512 x 512 EM slice: about 0.1 s
+    instead of 4 s). Distances that matter (d1 + d2 <= reach) are
+    exact; a cell farther than reach from a pixel counts as +inf there (its border term is
+    negligible anyway)."""
+    h, w = cells.shape
+    d1 = np.full((h, w), np.inf, np.float32)
+    d2 = np.full((h, w), np.inf, np.float32)
+    grow = int(math.ceil(reach))
+    for k, box in enumerate(ndimage.find_objects(cells), start=1):
+        if box is None:
+            continue
+        rows = slice(max(box[0].start - grow, 0), min(box[0].stop + grow, h))
+        cols = slice(max(box[1].start - grow, 0), min(box[1].stop + grow, w))
+        d = ndimage.distance_transform_edt(cells[rows, cols] != k).astype(np.float32)
+        near1, near2 = d1[rows, cols], d2[rows, cols]  # views: updated in place
+        np.minimum(near2, np.maximum(near1, d), out=near2)
+        np.minimum(near1, d, out=near1)
+    return d1, d2
 
 
 def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor | None = None) -> Tensor:

@@ -1,7 +1,8 @@
-"""Masks for new photos, and a Kaggle submission, from a trained checkpoint (lesson 07).
+"""Masks for new photos or EM stacks, and a Kaggle submission, from a trained checkpoint (lessons 07, 10).
 
     python -m course_utils.predict --checkpoint runs/quick-demo/best.pt data/toy_carvana/train --out preds
     python -m course_utils.predict --checkpoint RUN/best.pt TEST_IMAGES/ --submission submission.csv.gz
+    python -m course_utils.predict --checkpoint RUN/best.pt data/isbi2012/test-volume.tif --out preds --tta
 
 Each photo goes to the scale the model learned: it is resized to the checkpoint's `image_size`
 exactly as training resized it (eval_transform), the network runs, and its LOGITS are resized
@@ -15,6 +16,14 @@ Writes DIR/<name>_mask.png (mode "L", 0 = background, 255 = car: viewable, and t
 mask format CarvanaDataset reads), DIR/<name>_overlay.png (the photo with the car tinted and
 outlined), and with --submission the competition's file: a CSV `img,rle_mask` with one row per
 photo in the order given, the full-size mask run-length encoded (course_utils.rle).
+
+Stack mode (lesson 10), for .tif/.tiff inputs and a `--task isbi2012` checkpoint: each slice of
+a multi-page 8-bit stack (test-volume.tif, or held-out slices saved with write_stack) is
+overlap-tiled whole with mirror padding at its border (predict_stack), with --tta averaged over its
+8 rotations and flips. Tile: --tile-size, else a valid network's training tile (the paper's 572),
+else the whole slice. Writes the challenge's layout, DIR/<stack>_probabilities.tif (32-bit float,
+one page per slice, same order), and DIR/<stack>_<page>_mask.png (pages from 00; mode "L",
+255 = cell, 0 = membrane, the labels' convention).
 """
 from __future__ import annotations
 
@@ -22,6 +31,7 @@ import argparse
 import csv
 import gzip
 import io
+import os
 import sys
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
@@ -33,13 +43,14 @@ from PIL import Image
 from torch import nn
 
 from .checkpoint import atomic_write, load_checkpoint
-from .inference import covering_tile_size, predict_tiled, tile_grid
+from .inference import covering_tile_size, predict_stack, predict_tiled, tile_grid
 from .rle import rle_encode
 
 __all__ = ["read_image", "predict_logits", "predict_image", "overlay_mask", "write_submission",
-           "read_submission", "find_images", "main"]
+           "read_submission", "find_images", "predict_stack_file", "main"]
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+STACK_SUFFIXES = (".tif", ".tiff")
 HEADER = ["img", "rle_mask"]
 HOW_TO_TRAIN = ("Train one with `python -m course_utils.train` (it writes runs/<profile>-<date>-<time>/best.pt), "
                 "then pass that file.")
@@ -221,20 +232,25 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 def get_args_parser() -> argparse.ArgumentParser:
     """The CLI's options."""
     p = argparse.ArgumentParser(prog="python -m course_utils.predict", description=__doc__.split("\n\n")[0],
-                                epilog="Masks: DIR/<name>_mask.png (mode L, 0 background / 255 car) and "
-                                       "DIR/<name>_overlay.png.")
-    p.add_argument("images", nargs="*", metavar="IMAGES", help="photos (JPEG/PNG) or folders of them")
+                                epilog="Photos: DIR/<name>_mask.png (mode L, 0 background / 255 car) and "
+                                       "DIR/<name>_overlay.png. " + __doc__.split("\n\n")[-1])  # stack mode
+    p.add_argument("images", nargs="*", metavar="IMAGES", help="photos (JPEG/PNG) or folders of them, or multi-page "
+                   ".tif stacks of EM slices")
     p.add_argument("--checkpoint", required=True, help="a checkpoint written by course_utils.train, e.g. RUN/best.pt")
-    p.add_argument("--out", metavar="DIR", help="folder for the mask and overlay PNGs")
+    p.add_argument("--out", metavar="DIR", help="folder for the mask and overlay PNGs (stacks: the probabilities "
+                   "TIFF and mask PNGs)")
     p.add_argument("--submission", metavar="FILE.csv.gz", help="write the Kaggle submission file here")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is car (0.5)")
+    p.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is car or cell "
+                   "(0.5)")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
                    help="size the photos are resized to (default: the checkpoint's training size)")
-    p.add_argument("--tiled", type=int, metavar="TILE", help="overlap-tile inference at the photo's full resolution "
-                   "with TILE x TILE network inputs, for a model trained on full-size crops (not on resized photos)")
+    p.add_argument("--tiled", "--tile-size", type=int, metavar="TILE", help="overlap-tile inference at full resolution "
+                   "with TILE x TILE network inputs; photos: for a model trained on full-size crops (not on resized "
+                   "photos); stacks: default the training tile for a valid network, else the whole slice")
     p.add_argument("--overlap", type=int, metavar="PX", help="with --tiled: output pixels neighbouring tiles share "
                    "(default: 0 for a valid network, a quarter of the tile for a same-padded one)")
-    p.add_argument("--tta", action="store_true", help="average with the left-right mirrored photo's prediction")
+    p.add_argument("--tta", action="store_true", help="average with the left-right mirrored photo's prediction; "
+                   "stacks: over each slice's 8 rotations and flips (8x the time)")
     p.add_argument("--batch-size", type=int, default=4, help="tiles per forward pass (4)")
     p.add_argument("--device", help="cpu, cuda, cuda:1, mps (default: the best available)")
     p.add_argument("--amp", choices=("auto", "off", "bf16", "fp16"), default="auto",
@@ -242,16 +258,30 @@ def get_args_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _load(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, int] | None, torch.dtype | None]:
-    """The model on its device, the resize size (None: full resolution) and the autocast dtype."""
+def _load(args: argparse.Namespace, stacks: bool) -> tuple[nn.Module, dict, torch.dtype | None]:
+    """The model on its device, its checkpoint dict and the autocast dtype; refuses a model built for
+    the other kind of input (colour photos vs greyscale stacks)."""
     from .environment import pick_device
     from .train import resolve_amp
 
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}. {HOW_TO_TRAIN}")
     model, ckpt = load_checkpoint(args.checkpoint)
+    channels = model.config["in_channels"]
+    if stacks and channels != 1:
+        raise ValueError(f"{args.checkpoint} takes colour photos ({channels} input channels, e.g. Carvana), but a .tif "
+                         "stack holds greyscale EM slices: use a checkpoint trained with `python -m course_utils.train "
+                         "--task isbi2012`.")
+    if not stacks and channels == 1:
+        raise ValueError(f"{args.checkpoint} takes greyscale EM slices (1 input channel, --task isbi2012), not photos: "
+                         "give it a multi-page .tif stack such as test-volume.tif.")
     device = pick_device(args.device)
     model.to(device).eval()
+    return model, ckpt, resolve_amp(args.amp, device)
+
+
+def _photo_size(args: argparse.Namespace, model: nn.Module, ckpt: dict) -> tuple[int, int] | None:
+    """The size photos are resized to (None: full resolution); checks a --tiled tile and overlap."""
     size = args.image_size or (None if args.tiled else ckpt.get("image_size"))
     if size is None and not args.tiled:
         raise ValueError(f"{args.checkpoint} does not say which image size the model was trained at (no "
@@ -259,7 +289,7 @@ def _load(args: argparse.Namespace) -> tuple[nn.Module, tuple[int, int] | None, 
                          "photos' own resolution.")
     if args.tiled:
         tile_grid(args.tiled, args.tiled, model, args.tiled, args.overlap)  # a bad tile or overlap fails here
-    return model, (None if size is None else (int(size[0]), int(size[1]))), resolve_amp(args.amp, device)
+    return None if size is None else (int(size[0]), int(size[1]))
 
 
 def _predictions(paths: list[Path], model: nn.Module, size, amp_dtype, args) -> Iterator[tuple[str, np.ndarray]]:
@@ -279,6 +309,65 @@ def _predictions(paths: list[Path], model: nn.Module, size, amp_dtype, args) -> 
         yield path.name, mask
 
 
+def _stack_mode(args: argparse.Namespace) -> bool:
+    """True when the inputs are .tif stacks; refuses a mix with photos and the photo-only options."""
+    stacks = [p for p in args.images if Path(p).suffix.lower() in STACK_SUFFIXES]
+    if not stacks:
+        return False
+    if len(stacks) != len(args.images):
+        raise ValueError("give either .tif stacks (EM slices) or photos, not both: they need different checkpoints.")
+    if args.submission:
+        raise ValueError("--submission writes the Kaggle file for Carvana photos; a stack's predictions are written "
+                         "in the ISBI challenge's layout instead (DIR/<stack>_probabilities.tif): give --out DIR.")
+    if args.image_size:
+        raise ValueError("--image-size resizes photos; stack slices are predicted at full resolution "
+                         "(choose the network's input with --tile-size).")
+    stems = [Path(p).stem for p in stacks]
+    if len(set(stems)) != len(stems):
+        raise ValueError("two stacks share a file name: their outputs would collide. Predict them in separate runs.")
+    return True
+
+
+def _stack_tile(model: nn.Module, ckpt: dict, height: int, width: int) -> tuple[int, int]:
+    """The tile when --tile-size is not given: a valid network's training tile (its config image_size,
+    e.g. the paper's 572), else the smallest tile covering the whole slice (the slice itself when
+    its sides divide by 2**depth): one pass per slice."""
+    trained = ckpt.get("config", {}).get("image_size") or ckpt.get("image_size")
+    if model.config["padding"] == "valid" and trained:
+        return int(trained[0]), int(trained[1])
+    return covering_tile_size(model, height, width)
+
+
+def predict_stack_file(model: nn.Module, path: str | Path, out: str | Path, *, threshold: float = 0.5,
+                       tile_size: int | None = None, ckpt: dict | None = None, **options) -> str:
+    """Predict the .tif stack at `path` and write OUT/<stem>_probabilities.tif and OUT/<stem>_<page>_mask.png;
+    returns a line saying what was written. The CLI's stack mode, one stack (lesson 10).
+
+    tile_size: None picks one from `ckpt`, the checkpoint dict (see the module docstring);
+    options go to predict_stack (overlap, tta, batch_size, amp_dtype, progress).
+    """
+    from .data.isbi2012 import read_stack, write_stack  # here: importing course_utils.data takes seconds
+
+    path, out = Path(path), Path(out)
+    stack = read_stack(path)  # (N, H, W) uint8; ValueError for a truncated or non-8-bit file
+    n, h, w = stack.shape
+    tile = (tile_size, tile_size) if tile_size else _stack_tile(model, ckpt or {}, h, w)
+    probs = predict_stack(model, stack, tile_size=tile, **options)  # (N, H, W) float32
+    out.mkdir(parents=True, exist_ok=True)
+    tif = out / f"{path.stem}_probabilities.tif"
+    tmp = tif.with_name(f".{tif.name}.{os.getpid()}.tmp")  # a kill midway leaves no half file
+    try:
+        os.replace(write_stack(tmp, probs), tif)
+    finally:
+        tmp.unlink(missing_ok=True)
+    for k, page in enumerate(probs):
+        Image.fromarray(((page > threshold) * 255).astype(np.uint8)).save(out / f"{path.stem}_{k:02d}_mask.png")
+    tta = ", averaged over 8 rotations and flips" if options.get("tta") else ""
+    return (f"predicted {n} slice{'s' * (n != 1)} of {path.name} ({h}x{w}, tile {tile[0]}x{tile[1]}{tta}): {tif} "
+            f"(probabilities, one page per slice) and masks {path.stem}_00_mask.png to {path.stem}_{n - 1:02d}_mask.png "
+            "(255 = cell, 0 = membrane)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """The CLI: `python -m course_utils.predict --checkpoint CKPT IMAGES... --out DIR`; returns the exit status."""
     parser = get_args_parser()
@@ -288,16 +377,27 @@ def main(argv: list[str] | None = None) -> int:
                      "`python -m course_utils.predict --checkpoint RUN/best.pt data/toy_carvana/train --out preds`.")
     if not (args.out or args.submission):
         parser.error("nothing to write: give --out DIR (masks and overlays), --submission FILE.csv.gz, or both.")
+    if not 0 < args.threshold < 1:
+        parser.error(f"--threshold is a probability between 0 and 1 (e.g. 0.5), got {args.threshold}.")
     try:
-        paths = find_images(args.images)
-        model, size, amp_dtype = _load(args)
+        stacks = _stack_mode(args)
+        paths = [Path(p) for p in args.images] if stacks else find_images(args.images)
+        model, ckpt, amp_dtype = _load(args, stacks)
+        if stacks:
+            for path in paths:
+                print(predict_stack_file(model, path, args.out, threshold=args.threshold, tile_size=args.tiled,
+                                         ckpt=ckpt, overlap=args.overlap, tta=args.tta, batch_size=args.batch_size,
+                                         amp_dtype=amp_dtype, progress=sys.stderr.isatty()), flush=True)
+            return 0
+        size = _photo_size(args, model, ckpt)
         rows = _predictions(paths, model, size, amp_dtype, args)
         n = write_submission(rows, args.submission) if args.submission else sum(1 for _ in rows)
     except (OSError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("\ninterrupted; masks written so far stay, no half submission file is left.", file=sys.stderr)
+        print("\ninterrupted; files written so far stay, no half submission or probabilities file is left.",
+              file=sys.stderr)
         return 130
     scale = f"resized to {size[0]}x{size[1]}" if size else "at full resolution"
     wrote = [f"masks and overlays in {args.out}"] if args.out else []

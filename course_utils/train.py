@@ -44,11 +44,13 @@ from .checkpoint import (atomic_write, check_same_architecture, load_checkpoint,
 from .data.sampling import EpochShuffle, SeededAugment  # noqa: F401 (also importable from here)
 from .distributed import (Shard, ShardedEpochShuffle, all_reduce_sum, dist_info, init_distributed,  # noqa: F401
                           launched_by_torchrun)
+from .data.download import DownloadError
 from .environment import PROFILES, data_root, pick_device, profile
 from .losses import BCEDiceLoss
-from .metrics import dice_score
-from .model import TwoHeadUNet, UNet
-from .segdepth import HeldOutScores, is_multiclass, nyuv2_datasets, nyuv2_loss, to_device
+from .model import nearest_valid_sizes, output_length
+from .segdepth import to_device
+from .tasks import TASK_NAMES, Task, get_task, task_for_model, task_of_score
+from .tasks.carvana import resolve_data_dir  # noqa: F401 (importable from here, as before)
 
 # ---------------------------------------------------------------------------- configuration
 
@@ -57,12 +59,8 @@ from .segdepth import HeldOutScores, is_multiclass, nyuv2_datasets, nyuv2_loss, 
 FULL_PROFILE: dict[str, Any] = dict(image_size=(640, 960), base_channels=64, batch_size=8, epochs=5, lr=1e-3,
                                     num_workers=min(8, os.cpu_count() or 1), threads=0)
 
-# NYU Depth V2 (lesson 08, --task nyuv2): the toy rooms are drawn at 96x128 (the real 480x640 is 4:3 too).
-NYUV2_PROFILES: dict[str, dict[str, Any]] = {
-    "quick": dict(image_size=(96, 128), batch_size=4, epochs=20, lr=1e-2),
-    "full": dict(image_size=(480, 640), base_channels=64, batch_size=8, epochs=60, lr=1e-3),
-}
-TASKS = ("carvana", "nyuv2")
+# Each data set (--task) changes some of these for its profiles: see its module in course_utils.tasks.
+TASKS = TASK_NAMES
 
 AMP_CHOICES = ("auto", "off", "bf16", "fp16")
 
@@ -104,30 +102,34 @@ class TrainConfig:
     channels_last: bool | None = None  # None: on for CUDA (faster convolutions there), off elsewhere
     clip_grad: float | None = None  # max gradient norm; None or 0: no clipping (see train_step)
     compile: bool = False  # torch.compile the model (slow first epoch, faster later ones on GPUs)
-    task: str = "carvana"  # or "nyuv2" (lesson 08): classes, optionally depth
+    task: str = "carvana"  # or "nyuv2" (lesson 08): classes, optionally depth; or "isbi2012" (lesson 10): EM
+    padding: str = "same"  # "valid": the paper's unpadded network (isbi2012; image_size is then the input tile)
+    batch_norm: bool = True  # False: the paper's network (no BatchNorm; its convs have biases)
     num_classes: int = 13  # nyuv2: 13 or 40
     tasks: str = "seg"  # nyuv2: "seg", or "seg+depth" for the two-headed U-Net
     depth_loss: str = "l1"  # nyuv2 with depth: "l1" (metres) or "silog"
     depth_weight: float = 1.0  # nyuv2 with depth: weight of the depth loss next to cross-entropy
     class_weighting: str = "none"  # nyuv2: "none", "median" (frequency balancing) or "inverse_sqrt"
+    weight_map: bool = False  # isbi2012: weight each pixel's loss by the paper's weight map (w0 10, sigma 5)
+    held_out: tuple[int, ...] = (25, 26, 27, 28, 29)  # isbi2012: training slices held out, never trained on
+    crops_per_slice: int = 8  # isbi2012: random training tiles drawn from each training slice per epoch
 
     @classmethod
     def for_profile(cls, name: str | None = None, task: str = "carvana") -> "TrainConfig":
-        """The defaults of profile `name` (default: course_utils.profile()) for `task`."""
-        name = name or profile()
+        """The defaults of profile `name` (default: course_utils.profile(task): full with a GPU and the
+        task's real data) for `task`."""
+        name = name or profile(task)
         if name not in PROFILES:
             raise ValueError(f"profile {name!r} is not one of {PROFILES}.")
         if task not in TASKS:
             raise ValueError(f"task {task!r} is not one of {TASKS}.")
         settings = dict(FULL_PROFILE) if name == "full" else {}
-        if task == "nyuv2":
-            settings |= NYUV2_PROFILES[name]
-        return cls(profile=name, task=task, **settings)
+        return cls(profile=name, task=task, **(settings | get_task(task).profiles.get(name, {})))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain types only (lists, not tuples), so it fits JSON and weights_only checkpoints."""
         d = dataclasses.asdict(self)
-        d["image_size"] = list(self.image_size)
+        d["image_size"], d["held_out"] = list(self.image_size), list(self.held_out)
         return d
 
     @classmethod
@@ -135,8 +137,9 @@ class TrainConfig:
         """Inverse of to_dict; keys this version does not know are ignored."""
         known = {f.name for f in dataclasses.fields(cls)}
         kwargs = {k: v for k, v in d.items() if k in known}
-        if "image_size" in kwargs:
-            kwargs["image_size"] = tuple(kwargs["image_size"])
+        for key in ("image_size", "held_out"):
+            if key in kwargs:
+                kwargs[key] = tuple(kwargs[key])
         return cls(**kwargs)
 
     def validate(self) -> "TrainConfig":
@@ -156,28 +159,26 @@ class TrainConfig:
             raise ValueError(f"amp must be one of {AMP_CHOICES}, got {self.amp!r}.")
         if self.clip_grad is not None and not (self.clip_grad >= 0 and math.isfinite(self.clip_grad)):
             raise ValueError(f"clip_grad must be a positive number (or 0 for no clipping), got {self.clip_grad}.")
-        check_image_size(self.image_size, self.depth)
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}.")
-        if self.task == "nyuv2":
-            from .segdepth import TASK_CHOICES, WEIGHTINGS
-
-            if self.num_classes not in (13, 40):
-                raise ValueError(f"NYUv2 comes labelled with 13 or 40 classes, got num_classes={self.num_classes}.")
-            if self.tasks not in TASK_CHOICES or self.class_weighting not in WEIGHTINGS:
-                raise ValueError(f"tasks must be one of {TASK_CHOICES} and class_weighting one of {WEIGHTINGS}, "
-                                 f"got {self.tasks!r} and {self.class_weighting!r}.")
-            if self.depth_loss not in ("l1", "silog") or not self.depth_weight >= 0:
-                raise ValueError(f"depth_loss must be l1 or silog and depth_weight 0 or more, got "
-                                 f"{self.depth_loss!r} and {self.depth_weight}.")
+        if self.padding not in ("same", "valid"):
+            raise ValueError(f"padding must be same or valid, got {self.padding!r}.")
+        check_image_size(self.image_size, self.depth, self.padding)
+        get_task(self.task).check(self)
         return self
 
 
-def check_image_size(image_size: tuple[int, int], depth: int) -> None:
-    """A same-padded U-Net of `depth` halves each side `depth` times: sides must divide by 2**depth."""
+def check_image_size(image_size: tuple[int, int], depth: int, padding: str = "same") -> None:
+    """A same-padded U-Net of `depth` halves each side `depth` times: sides must divide by 2**depth.
+    A valid one also loses pixels at every conv: its input tile must be one of valid_input_sizes."""
     m = 2**depth
     if len(image_size) != 2 or any(int(s) < 1 for s in image_size):
         raise ValueError(f"image size must be two positive numbers H W, got {tuple(image_size)}.")
+    if padding == "valid":
+        for s in image_size:
+            if output_length(int(s), depth, "valid") is None:
+                near = " or ".join(str(n) for n in nearest_valid_sizes(int(s), depth, "valid") if n is not None)
+                raise ValueError(f"the valid network of depth {depth} cannot take a tile side of {s}; nearest that "
+                                 f"work: {near} (the paper's tile is 572).")
+        return
     if all(int(s) % m == 0 for s in image_size):
         return
     below = [max(m, s // m * m) for s in image_size]
@@ -191,49 +192,22 @@ def check_image_size(image_size: tuple[int, int], depth: int) -> None:
 # ---------------------------------------------------------------------------- model and data
 
 
-def build_model(cfg: TrainConfig) -> UNet:
-    """The U-Net of the config: RGB in; one logit per pixel (Carvana: car vs background), or
-    num_classes logits (NYUv2), plus a depth map from a second head for tasks="seg+depth"."""
-    if cfg.task == "nyuv2" and cfg.tasks == "seg+depth":
-        return TwoHeadUNet(3, cfg.num_classes, base_channels=cfg.base_channels, depth=cfg.depth)
-    out_channels = cfg.num_classes if cfg.task == "nyuv2" else 1
-    return UNet(in_channels=3, out_channels=out_channels, base_channels=cfg.base_channels, depth=cfg.depth)
-
-
-def resolve_data_dir(cfg: TrainConfig) -> Path:
-    """The Carvana-layout folder to train on; makes the toy set when the quick profile needs it."""
-    if cfg.data_dir is None and cfg.profile == "quick":
-        from .data import ensure_toy_carvana
-
-        return ensure_toy_carvana()
-    root = Path(cfg.data_dir).expanduser() if cfg.data_dir else data_root() / "carvana"
-    if not (root / "train").is_dir() or not (root / "train_masks").is_dir():
-        raise FileNotFoundError(
-            f"no Carvana data at {root} (it needs train/ and train_masks/). Download the real set with\n"
-            f"  python -m course_utils.data download carvana   (Kaggle account; lesson 05)\n"
-            f"or train on the toy set: leave out --data-dir and use --profile quick (it is made on first use)."
-        )
-    return root
+def build_model(cfg: TrainConfig) -> nn.Module:
+    """The U-Net of the config's task (course_utils.tasks): Carvana one logit per pixel (car vs
+    background); NYUv2 num_classes logits, plus a depth map for tasks="seg+depth"; ISBI 2012 a
+    greyscale U-Net with one logit (cell vs membrane), same or valid padding."""
+    return get_task(cfg.task).build_model(cfg)
 
 
 def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
-    """Train and validation loaders. Carvana is split by car (the validation cars are never
-    trained on); NYUv2 holds out the last train frames, whole scenes (course_utils.segdepth).
+    """Train and validation loaders of the config's task. Carvana is split by car (the validation
+    cars are never trained on); NYUv2 holds out the last train frames, whole scenes
+    (course_utils.segdepth); ISBI 2012 holds out slices 25-29 (cfg.held_out).
 
     In a process group (torchrun) each loader holds this process's shard (ShardedEpochShuffle,
     Shard) and batch_size is per process."""
-    from .data import CarvanaDataset, eval_transform, split_cars, train_transform
-
-    if cfg.task == "nyuv2":
-        train_ds, val_ds = nyuv2_datasets(cfg)
-        train_ds = SeededAugment(train_ds, cfg.seed)
-    else:
-        root = resolve_data_dir(cfg)
-        train_ids, val_ids = split_cars(root, val_fraction=cfg.val_fraction, by="car", seed=cfg.seed)
-        size = tuple(cfg.image_size)
-        fast = dict(size=size) if cfg.cache else {}  # decode + resize every image once, not every epoch
-        train_ds = SeededAugment(CarvanaDataset(root, train_ids, transform=train_transform(size), **fast), cfg.seed)
-        val_ds = CarvanaDataset(root, val_ids, transform=eval_transform(size), **fast)
+    train_ds, val_ds = get_task(cfg.task).datasets(cfg)
+    train_ds = SeededAugment(train_ds, cfg.seed)
     # persistent workers skip re-forking (and re-opening the cache) every epoch; the epoch reaches
     # them through EpochShuffle's (epoch, index) pairs, so augmentation stays reproducible
     common = dict(num_workers=cfg.num_workers, pin_memory=torch.cuda.is_available(),
@@ -390,45 +364,22 @@ def _nonfinite_message(value: float, epoch: int, step: int, optimizer: torch.opt
 
 @torch.no_grad()
 def validate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: torch.device | str,
-             threshold: float = 0.5, *, amp_dtype: torch.dtype | None = None,
+             scores: Any = None, *, amp_dtype: torch.dtype | None = None,
              channels_last: bool = False) -> dict[str, float]:
-    """Held-out loss and Dice. val_dice is the Kaggle metric: Dice of each image (sigmoid >
-    threshold), collected over the whole loader and averaged once (not per batch).
-    amp_dtype, channels_last: as in training (the loss and Dice are computed in float32).
-    In a process group (torchrun) `loader` holds this process's shard and the sums of loss and
-    Dice and the image count are added over the processes: every process returns the metrics
-    of the whole validation set, equal to one process's."""
+    """Held-out loss and scores: the task's accumulator (`scores`, default the one of the task the
+    model fits: course_utils.tasks.task_for_model) is fed batch by batch, summed over the processes
+    of a process group (torchrun: `loader` holds this process's shard), then computed once, so every
+    process returns the metrics of the whole held-out set, equal to one process's. For Carvana
+    val_dice is the Kaggle metric: the Dice of each image (sigmoid > 0.5), averaged once over all
+    images (not per batch). amp_dtype, channels_last: as in training (losses and scores in float32)."""
     model.eval()
-    if is_multiclass(model):
-        return _validate_classes(model, loader, loss_fn, device, amp_dtype, channels_last)
-    loss_sum, dices = 0.0, [torch.zeros(0)]
-    for images, masks in loader:
-        images, masks = images.to(device, non_blocking=True), masks.to(device, non_blocking=True)
-        logits = forward(model, images, amp_dtype, channels_last)
-        loss_sum += loss_fn(logits, masks).item() * len(images)
-        dices.append(dice_score(torch.sigmoid(logits) > threshold, masks, reduction="none").cpu())
-    per_image = torch.cat(dices).double()  # (N,) this process's images
-    loss_sum, dice_sum, n = all_reduce_sum([loss_sum, per_image.sum().item(), len(per_image)], device)
-    return {"val_loss": loss_sum / n, "val_dice": dice_sum / n}
-
-
-def _validate_classes(model, loader, loss_fn, device, amp_dtype, channels_last) -> dict[str, float]:
-    """validate() for NYUv2 (lesson 08): loss, mIoU and pixel accuracy over labelled pixels, and
-    with a depth head AbsRel, RMSE and delta1 over valid pixels; sums added over processes."""
-    from .data import IGNORE_INDEX
-
-    scores = HeldOutScores(getattr(model, "config", {}).get("out_channels", 1), IGNORE_INDEX)
+    scores = scores if scores is not None else task_for_model(model).scores(model)
     for images, target in loader:
         images, target = images.to(device, non_blocking=True), to_device(target, device)
         out = forward(model, images, amp_dtype, channels_last)
         scores.update(out, target, loss_fn(out, target).item())
     scores.load_sums(all_reduce_sum(scores.sums(), device))
     return scores.compute()
-
-
-def score_name(record: dict[str, float]) -> str:
-    """The held-out number best.pt is chosen by: val_dice (Carvana) or val_miou (NYUv2)."""
-    return "val_dice" if "val_dice" in record else "val_miou"
 
 
 # ---------------------------------------------------------------------------- optimisation
@@ -469,11 +420,13 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
         weight_decay: float = 1e-4, warmup: float = 0.05, resume: str | Path | dict | None = None,
         config: dict[str, Any] | None = None, stop_after: int | None = None, progress: bool = True,
         verbose: bool = True, amp: str = "auto", channels_last: bool | None = None,
-        clip_grad: float | None = None, compile: bool = False) -> list[dict[str, float]]:
+        clip_grad: float | None = None, compile: bool = False, task: str | Task | None = None) -> list[dict[str, float]]:
     """Train for `epochs` with AdamW and a warm-up + cosine schedule; returns the history.
 
-    Each epoch: train, evaluate on `val_loader` (held-out Dice), print one line, and with
-    `out` write last.pt, best.pt (on a new best val_dice) and history.json there.
+    Each epoch: train, evaluate on `val_loader` (held-out scores), print one line, and with
+    `out` write last.pt, best.pt (on a new best held-out score) and history.json there.
+    task: the data set (a name or course_utils.tasks.Task; default: the one the model fits),
+        which says how held-out scores are computed and which one picks best.pt (Carvana: Dice).
     resume: a checkpoint (path or dict) to continue from, at its epoch + 1. With the same
         epochs as the first run the result equals an uninterrupted run; with more, the
         cosine schedule is stretched to the new length from the step reached.
@@ -504,11 +457,12 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
     step_options = dict(amp_dtype=amp_dtype, scaler=make_scaler(device, amp_dtype), clip_grad=clip_grad,
                         channels_last=fast_layout)
     loss_fn = loss_fn or BCEDiceLoss()
+    task = get_task(task) if isinstance(task, str) else (task or task_for_model(model))
     optimizer = make_optimizer(model, lr, weight_decay)
     scheduler = make_scheduler(optimizer, epochs * len(train_loader), warmup)
     config = config or dict(epochs=epochs, lr=lr, weight_decay=weight_decay, warmup=warmup)
     image_size = config.get("image_size") or list(val_loader.dataset[0][0].shape[-2:])
-    start, best, history = 0, -1.0, []
+    start, best, history = 0, None, []
     if resume is not None:
         start, best, history = _restore(resume, model, optimizer, scheduler, verbose, step_options["scaler"])
         if start >= epochs and verbose:
@@ -520,15 +474,15 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
             stale.unlink(missing_ok=True)
     for epoch in range(start + 1, epochs + 1):
         record = _run_epoch(net, train_loader, val_loader, loss_fn, optimizer, scheduler, device,
-                            epoch, epochs, progress, step_options, eval_model=model if world > 1 else net)
+                            epoch, epochs, progress, step_options, task, eval_model=model if world > 1 else net)
         history.append(record)
-        score = record[score_name(record)]
-        is_best = score > best
-        best = max(best, score)
+        score = record[task.score]
+        is_best = task.is_better(score, best)
+        best = score if is_best else best
         if out is not None:
             state = dict(model=model.state_dict(), model_config=dict(getattr(model, "config", {})),
                          optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), epoch=epoch,
-                         best_score=best, score=score_name(record), history=history, config=config, image_size=list(image_size),
+                         best_score=best, score=task.score, history=history, config=config, image_size=list(image_size),
                          rng=rng_states(), scaler=step_options["scaler"].state_dict())
             if state["score"] == "val_dice":
                 state["best_dice"] = best  # the name lessons 06-07 read
@@ -544,7 +498,7 @@ def fit(model: nn.Module, train_loader: DataLoader, val_loader: DataLoader, *, e
 
 
 def _run_epoch(model, train_loader, val_loader, loss_fn, optimizer, scheduler, device, epoch, epochs,
-               progress, step_options, eval_model=None) -> dict[str, float]:
+               progress, step_options, task, eval_model=None) -> dict[str, float]:
     """Train and evaluate one epoch; the history record (what history.json stores).
 
     eval_model: the model to evaluate (default `model`); under DDP the unwrapped module, whose
@@ -561,7 +515,8 @@ def _run_epoch(model, train_loader, val_loader, loss_fn, optimizer, scheduler, d
     if world > 1:
         for buffer in eval_model.buffers():
             torch.distributed.broadcast(buffer, src=0)
-    metrics = validate(eval_model, val_loader, loss_fn, device, amp_dtype=step_options["amp_dtype"],
+    metrics = validate(eval_model, val_loader, loss_fn, device, task.scores(eval_model),
+                       amp_dtype=step_options["amp_dtype"],
                        channels_last=step_options["channels_last"])
     batch = train_loader.batch_size
     n_images = len(train_loader) * batch if batch and train_loader.drop_last else len(train_loader.sampler)
@@ -589,8 +544,8 @@ def _restore(resume, model, optimizer, scheduler, verbose, scaler=None) -> tuple
 
 
 def best_of(ckpt: dict[str, Any]) -> str:
-    """'Dice 0.9773' or 'mIoU 0.4120': the held-out score a checkpoint was chosen by."""
-    name = {"val_dice": "Dice", "val_miou": "mIoU"}[ckpt.get("score", "val_dice")]
+    """'Dice 0.9773', 'mIoU 0.4120' or 'Rand error 0.0812': the held-out score a checkpoint was chosen by."""
+    name = task_of_score(ckpt.get("score", "val_dice")).score_label
     return f"{name} {ckpt.get('best_score', ckpt.get('best_dice')):.4f}"
 
 
@@ -603,7 +558,7 @@ def _write_run_files(out: Path, state: dict[str, Any], is_best: bool) -> None:
     atomic_write(out / "history.json", lambda f: f.write(text))
 
 
-_SHOWN = ("val_dice", "val_miou", "val_pixel_acc", "val_abs_rel", "val_delta1")
+_SHOWN = ("val_dice", "val_miou", "val_pixel_acc", "val_abs_rel", "val_delta1", "val_pixel_error", "val_rand_error")
 
 
 def _summary_line(r: dict[str, float], epochs: int, is_best: bool) -> str:
@@ -677,25 +632,24 @@ def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
           f"{str(amp_dtype or torch.float32).removeprefix('torch.')}"
           f"{'   channels_last' if use_channels_last(cfg.channels_last, device) else ''}"
           f"{'   compiled' if cfg.compile else ''}", flush=True)
-    split = "split by car" if cfg.task == "carvana" else "held out: the last train frames, whole scenes"
+    task = get_task(cfg.task)
     say(f"data: {len(train_loader.dataset)} train / {len(val_loader.dataset)} held-out images "
-          f"({split}) at {cfg.image_size[0]}x{cfg.image_size[1]}", flush=True)
+          f"({task.split_text(cfg)}) at {cfg.image_size[0]}x{cfg.image_size[1]}", flush=True)
     model = build_model(cfg)
-    loss_fn = BCEDiceLoss(cfg.bce_weight) if cfg.task == "carvana" else nyuv2_loss(cfg, train_loader.dataset)
+    loss_fn = task.loss(cfg, train_loader.dataset)
     fit(model, train_loader, val_loader, epochs=cfg.epochs, lr=cfg.lr, device=device, out=out,
         loss_fn=loss_fn, weight_decay=cfg.weight_decay, warmup=cfg.warmup,
         resume=cfg.resume, config=cfg.to_dict(), stop_after=cfg.stop_after, progress=cfg.progress,
-        amp=cfg.amp, channels_last=cfg.channels_last, clip_grad=cfg.clip_grad or None, compile=cfg.compile)
+        amp=cfg.amp, channels_last=cfg.channels_last, clip_grad=cfg.clip_grad or None, compile=cfg.compile,
+        task=task)
     if os.environ.get("UNET_COURSE_TEST_DUMP_DIR"):  # tests: every process's final weights
         torch.save(model.state_dict(), Path(os.environ["UNET_COURSE_TEST_DUMP_DIR"]) / f"rank{rank}.pt")
     if rank == 0 and (out / "best.pt").is_file():
-        from .viz import save_prediction_figure
-
         model, ckpt = load_checkpoint(out / "best.pt", model)
         files = "history.json, last.pt, best.pt"
-        if cfg.task == "carvana":
-            save_prediction_figure(model, val_loader.dataset, out / "predictions.png", n=4, device=device)
-            files += ", predictions.png"
+        figure = task.figure(model, val_loader.dataset, out / "predictions.png", device)
+        if figure is not None:
+            files += f", {figure.name}"
         print(f"best held-out {best_of(ckpt)} (epoch {ckpt['epoch']}); wrote {out}/: {files}")
     return out
 
@@ -781,6 +735,13 @@ two-headed U-Net (--tasks seg+depth); best.pt is chosen by held-out mIoU.
   full   the labeled set in <data root>/nyuv2 (python -m course_utils.data download nyuv2),
          {_profile_summary("full", "nyuv2")}. Not measured here.
 
+ISBI 2012 EM membranes (--task isbi2012, lesson 10): the paper's own data, 30 greyscale slices of
+512x512 (24 MB, downloaded on first use); slices 25-29 held out; best.pt by held-out Rand error.
+  quick  {_profile_summary("quick", "isbi2012")} (random tiles),
+         same padding, elastic deformation, flips and rotations.
+  full   {_profile_summary("full", "isbi2012")},
+         the valid network with the paper's weight map. Not measured here.
+
 Options not given take the profile's defaults. A run folder (--out, default
 runs/<profile>-<date>-<time>) gets history.json, last.pt, best.pt and predictions.png.
 A stopped run continues with the same command plus --resume RUN/last.pt (options left
@@ -824,7 +785,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
     nyu = p.add_argument_group("NYU Depth V2 (lesson 08)")
-    nyu.add_argument("--task", choices=TASKS, help="carvana (binary masks, default) or nyuv2 (classes, depth)")
+    nyu.add_argument("--task", choices=TASKS, help="carvana (binary masks, default), nyuv2 (classes, depth) or "
+                     "isbi2012 (the paper's EM membranes, lesson 10)")
     nyu.add_argument("--num-classes", type=int, choices=(13, 40), help="nyuv2 labelling (default 13)")
     nyu.add_argument("--tasks", choices=("seg", "seg+depth"), help="nyuv2: classes only, or classes and depth "
                      "with the two-headed U-Net (default seg)")
@@ -832,6 +794,18 @@ def get_args_parser() -> argparse.ArgumentParser:
     nyu.add_argument("--depth-weight", type=float, help="nyuv2: weight of the depth loss (default 1)")
     nyu.add_argument("--class-weighting", choices=("none", "median", "inverse_sqrt"),
                      help="nyuv2: cross-entropy class weights from training label frequencies (default none)")
+    p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction,
+                   help="BatchNorm after each conv (default on; --no-batch-norm is the paper's network)")
+    em = p.add_argument_group("ISBI 2012 EM membranes (lesson 10)")
+    em.add_argument("--padding", choices=("same", "valid"), help="valid: the paper's unpadded network; --image-size "
+                    "is then its input tile (paper: 572 572). Default same (full profile of isbi2012: valid)")
+    em.add_argument("--weight-map", action=argparse.BooleanOptionalAction,
+                    help="weight the loss by the paper's map (w0 10, sigma 5) that stresses membranes between "
+                         "touching cells (isbi2012 default: off in quick, on in full)")
+    em.add_argument("--held-out", type=int, nargs="+", metavar="SLICE",
+                    help="training slices (0-29) held out, never trained on (default 25 26 27 28 29)")
+    em.add_argument("--crops-per-slice", type=int, metavar="N", help="random tiles drawn from each training "
+                    "slice per epoch")
     return p
 
 
@@ -839,8 +813,9 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
     """Profile defaults, then (with --resume) the checkpoint's settings, then what argv gives."""
     parser = get_args_parser()
     given = vars(parser.parse_args(argv))
-    if "image_size" in given:
-        given["image_size"] = tuple(given["image_size"])
+    for key in ("image_size", "held_out"):
+        if key in given:
+            given[key] = tuple(given[key])
     given.setdefault("progress", sys.stderr.isatty())  # no bars in logs and CI
     try:
         base = TrainConfig.for_profile(given.get("profile"), given.get("task", "carvana"))
@@ -859,14 +834,14 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     """The CLI: `python -m course_utils.train [options]`; returns the exit status."""
     cfg = parse_config(argv)
-    cfg.out = cfg.out or str(default_run_dir(cfg.profile if cfg.task == "carvana" else f"{cfg.task}-{cfg.profile}"))
+    cfg.out = cfg.out or str(default_run_dir(get_task(cfg.task).run_prefix + cfg.profile))
     if "matplotlib.pyplot" not in sys.modules:  # not inside a notebook: never open a window
         import matplotlib
 
         matplotlib.use("Agg")
     try:
         run(cfg)
-    except (OSError, ValueError, NonFiniteLossError, OutOfMemoryError) as e:  # missing data, bad files, ...
+    except (OSError, ValueError, NonFiniteLossError, OutOfMemoryError, DownloadError) as e:  # missing data, bad files, ...
         print(f"error: {e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

@@ -31,7 +31,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--
 CELL = """\
 import torch
 from course_utils import CarvanaDataset, UNet, ensure_toy_carvana
-from course_utils.viz import PredictionViewer
+from course_utils.viewer import PredictionViewer
 
 torch.manual_seed(0)
 dataset = CarvanaDataset(ensure_toy_carvana("toy_carvana", n_cars=2, image_size=(64, 96)))

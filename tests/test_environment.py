@@ -38,7 +38,9 @@ def test_doctor_reports_device_versions_and_missing_data(monkeypatch, tmp_path, 
     report = doctor()
     out = capsys.readouterr().out
     assert report["device"] == pick_device().type
-    assert report["data"] == {"carvana": False, "toy_carvana": False, "nyuv2": False, "toy_nyuv2": False}
+    assert report["data"] == {"carvana": False, "toy_carvana": False, "nyuv2": False, "toy_nyuv2": False,
+                              "isbi2012": False}
+    assert "missing -> python -m course_utils.data download isbi2012" in out
     assert "torch" in report["versions"] and report["ram_gib"] > 0
     assert "missing -> python -m course_utils.data download carvana" in out
     assert f"profile: {report['profile']}" in out

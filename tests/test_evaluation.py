@@ -251,7 +251,7 @@ def test_evaluate_segmentation_takes_class_channels_of_a_joint_model_and_dict_ta
 
 def test_two_headed_model_is_scored_on_its_class_output_and_shown_by_the_viewer():
     from course_utils.model import TwoHeadUNet
-    from course_utils.viz import PredictionViewer
+    from course_utils.viewer import PredictionViewer
 
     torch.manual_seed(0)
     model = TwoHeadUNet(3, 4, base_channels=4, depth=2).eval()

@@ -1,7 +1,8 @@
-"""Command line for the course's data sets (lessons 05 and 08).
+"""Command line for the course's data sets (lessons 05, 08 and 10).
 
     python -m course_utils.data download carvana [--root DIR] [--keep-zips]
     python -m course_utils.data download nyuv2 [--root DIR]
+    python -m course_utils.data download isbi2012 [--root DIR]
     python -m course_utils.data toy carvana [--root DIR] [--cars N] [--size H W] [--seed S]
     python -m course_utils.data toy nyuv2 [--root DIR] [--n-images N] [--size H W] [--seed S]
     python -m course_utils.data cache carvana --size H W [--root DIR] [--cache-dir DIR] [--workers N]
@@ -21,19 +22,22 @@ TOY_SIZES = {"carvana": (160, 240), "nyuv2": (96, 128)}  # (H, W) of the toy set
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m course_utils.data",
-        description="Get the course's data sets: download the real Carvana (Kaggle) or NYU Depth V2, draw a toy "
-                    "one, or build the fast loader's resized cache.")
+        description="Get the course's data sets: download the real Carvana (Kaggle), NYU Depth V2 or the ISBI 2012 "
+                    "EM stacks, draw a toy one, or build the fast loader's resized cache.")
     sub = p.add_subparsers(dest="command", required=True, metavar="{download,toy,cache}")
 
-    d = sub.add_parser("download", help="download Carvana from Kaggle (needs the kaggle package and a token) "
-                                        "or NYU Depth V2 (2.97 GB over HTTPS)",
+    d = sub.add_parser("download", help="download Carvana from Kaggle (needs the kaggle package and a token), "
+                                        "NYU Depth V2 (2.97 GB over HTTPS) or ISBI 2012 (23 MB over HTTPS)",
                        description="carvana: fetch train.zip, train_masks.zip, train_masks.csv.zip and "
                                    "metadata.csv.zip of the Kaggle competition carvana-image-masking-challenge, check "
                                    "and unpack them; zips already copied into the folder are used without downloading. "
                                    "nyuv2: fetch nyu_depth_v2_labeled.mat, splits.mat, classMapping40.mat and "
                                    "class13Mapping.mat, resuming an interrupted download and checking sizes and "
-                                   "SHA-256; files already copied into the folder are checked, not fetched.")
-    d.add_argument("dataset", choices=["carvana", "nyuv2"])
+                                   "SHA-256; files already copied into the folder are checked, not fetched. "
+                                   "isbi2012: fetch train-volume.tif, train-labels.tif and test-volume.tif from a "
+                                   "public copy (ISBI2012_URL, or the address in $UNET_COURSE_ISBI2012_URL), "
+                                   "resuming, and check their content (30 pages of 512 x 512, labels 0/255).")
+    d.add_argument("dataset", choices=["carvana", "nyuv2", "isbi2012"])
     d.add_argument("--root", type=Path, help="data-set folder (default: data_root()/<dataset>)")
     d.add_argument("--keep-zips", action="store_true", help="carvana: keep the zips after unpacking them")
 
@@ -82,6 +86,10 @@ def main(argv: list[str] | None = None) -> int:
             from .download import download_nyuv2
 
             download_nyuv2(args.root)
+        elif args.command == "download" and args.dataset == "isbi2012":
+            from .download import download_isbi2012
+
+            download_isbi2012(args.root)
         elif args.command == "download":
             from .download import download_carvana
 

@@ -1,0 +1,512 @@
+"""PredictionViewer: browse a model's predictions next to the truth in a notebook (lessons 07, 08, 10).
+
+Core ipywidgets only (JupyterLab, classic Notebook, Colab); each picture is composed with numpy
+and PIL and sent as PNG bytes, so moving a slider is quick. For binary masks of touching objects
+(the EM cells of lesson 10) a "cells" view colours each connected component, marks merged and
+split cells, and scores the slice with the challenge's Rand error.
+"""
+from __future__ import annotations
+
+import html
+import math
+from collections import OrderedDict
+from functools import lru_cache
+from io import BytesIO
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw, ImageFont
+from torch import nn
+from torch.utils.data import Dataset
+
+from .metrics import confusion_matrix, confusion_scores, dice_score, iou_score
+from .viz import class_palette, display_rgb, item_name, matching_colours, outline
+
+FALSE_POSITIVE = (245, 130, 20)  # binary errors panel: predicted object where the mask has none (orange)
+FALSE_NEGATIVE = (30, 120, 250)  # ... object in the mask that the prediction missed (blue)
+WRONG_LABEL = (250, 40, 40)  # multi-class errors panel: a labelled pixel given another class (red)
+IGNORED = (0, 0, 0)  # multi-class: pixels carrying the ignore label (unlabelled) are black everywhere
+MERGED = (255, 0, 200)  # cells view: a predicted cell that covers 2 or more true cells (magenta)
+SPLIT = (0, 230, 255)  # ... a true cell cut into 2 or more predicted cells (cyan)
+_MASK_COLOURS = np.array([(30, 30, 30), (245, 245, 245)], np.uint8)  # binary masks: background, object
+VIEWS = ("pixels", "cells")
+
+
+class PredictionViewer:
+    """Browse a model's predictions image by image in a notebook (lesson 07; multi-class in 08; EM cells in 10).
+
+    Shows image | ground truth | prediction | errors, an index slider, a threshold slider, a
+    "sort worst first" button and the shown image's scores. Put it last in a cell:
+
+    >>> PredictionViewer(model, val_set)                                # doctest: +SKIP
+
+    model: takes (N, C_in, H, W) images; 1 output channel = binary (sigmoid, thresholded), C > 1
+        = C classes (softmax, argmax). A 'valid' course UNet predicts the whole image with
+        overlap-tile inference (inference.predict_tiled, mirrored context at the border).
+    dataset: items (image (C_in, H, W) float in [0, 1], mask) with mask (1, H, W) or (H, W):
+        {0, 1} for a binary model, integer labels 0..C-1 (or ignore_index) for C classes; a
+        target {"mask": ..., "weight": ...} (a weight-map data set) is shown by its "mask".
+    threshold: the starting threshold on the probability (binary only).
+    class_names: names for the legend (multi-class); default "class 0", "class 1", ...
+    ignore_index: the label of unlabelled pixels (default 255): drawn black, left out of the
+        scores (pixel accuracy over labelled pixels; mIoU over the classes in the mask or the
+        prediction of that image).
+    panel_width: each panel is resized to this many pixels wide for display (None: native size);
+        scores are always computed at full resolution.
+    tta: average with the mirrored prediction (see evaluation.predict_probabilities).
+    tile_size: predict with predict_tiled and this tile (one side or (h, w)); default for a
+        'valid' UNet: covering_tile_size(model, H, W), one tile over the image; None otherwise.
+    batch_size: images per model call when sorting. cache_size: predictions kept in memory, so
+        moving the threshold or going back never reruns the model for a recent image.
+
+    Widgets (public, so tests and lessons can drive them): `.index` IntSlider (position in the
+    current order), `.threshold` FloatSlider and `.view` ToggleButtons ("pixels" | "cells"; both
+    hidden for multi-class), `.sort_button` (the first press scores every image once and orders
+    the slider worst first, by Dice, mIoU, or in the cells view Rand error; the next press goes
+    back to dataset order, staying on the shown image), `.order_label`, `.scores` (HTML),
+    `.image` (one PNG of the four panels), `.legend`, `.widget` (VBox). Also: `.current`
+    (dataset index shown), `.order`, `image_scores(i)`, `cell_scores(i)`, `all_scores()`, `frame(i)`.
+    """
+
+    def __init__(self, model: nn.Module, dataset: Dataset, *, threshold: float = 0.5,
+                 class_names: Sequence[str] | None = None, ignore_index: int = 255,
+                 panel_width: int | None = 256, tta: bool = False, tile_size: int | tuple[int, int] | None = None,
+                 batch_size: int = 8, cache_size: int = 32) -> None:
+        import ipywidgets as widgets
+
+        self.model, self.dataset, self.ignore_index = model, dataset, ignore_index
+        self.panel_width, self.tta, self.batch_size, self.cache_size = panel_width, tta, batch_size, cache_size
+        config = getattr(model, "config", None)
+        self.tile_size = tile_size
+        self.tiled = tile_size is not None or (isinstance(config, dict) and config.get("padding") == "valid"
+                                               and "heads" not in config)
+        self._cache: OrderedDict[int, dict] = OrderedDict()
+        self.order = list(range(_length(dataset)))
+        self.sorted_by_score = False
+        image, target = self._load(0)
+        _check_input_channels(model, image)
+        probs = self._predict([image])[0]
+        self.num_classes = int(probs.shape[0])
+        self.multiclass = self.num_classes > 1
+        self.class_names = _class_names(class_names, self.num_classes) if self.multiclass else None
+        self._cache[0] = self._entry(0, image, target, probs)
+
+        n = len(self.order)
+        self.index = widgets.IntSlider(value=0, min=0, max=n - 1, description="image", disabled=n == 1,
+                                       continuous_update=False)  # a step may run the model: update on release
+        self.threshold = widgets.FloatSlider(float(threshold), min=0.0, max=1.0, step=0.01, readout_format=".2f",
+                                             description="threshold", disabled=self.multiclass)
+        self.view = widgets.ToggleButtons(options=VIEWS, value="pixels", description="view",
+                                          disabled=self.multiclass, style={"button_width": "64px"})
+        if self.multiclass:
+            self.threshold.layout.display = self.view.layout.display = "none"
+        self.sort_button = widgets.Button(description=self._sort_text(), layout=widgets.Layout(width="auto"))
+        self.order_label = widgets.Label("dataset order")
+        self.scores = widgets.HTML()
+        self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+        self.legend = widgets.HTML(self._legend_html())
+        self.widget = widgets.VBox([widgets.HBox([self.index, self.threshold]),
+                                    widgets.HBox([self.view, self.sort_button, self.order_label]),
+                                    self.scores, self.image, self.legend])
+        self.index.observe(lambda _change: self._render(), names="value")
+        self.threshold.observe(lambda _change: self._render(), names="value")
+        self.view.observe(self._view_changed, names="value")
+        self.sort_button.on_click(self._toggle_sort)
+        self._render()
+
+    # ---- what is shown
+    @property
+    def current(self) -> int:
+        """The dataset index of the image shown now (the slider is a position in `order`)."""
+        return self.order[self.index.value]
+
+    @property
+    def metric(self) -> str:
+        """What sorting orders by: mIoU (multi-class), Rand error (cells view), else Dice."""
+        return "mIoU" if self.multiclass else "Rand error" if self.view.value == "cells" else "Dice"
+
+    def image_scores(self, index: int | None = None) -> dict[str, float]:
+        """Scores of one image at the current threshold (default: the one shown). Binary: dice,
+        iou, false_positives, false_negatives (pixels). Multi-class: pixel_accuracy, mean_iou."""
+        entry = self._entries([self.current if index is None else index])[0]
+        pred, target = self._prediction(entry), entry["target"]
+        if self.multiclass:
+            return _label_scores(pred, target, self.num_classes, self.ignore_index)
+        p, t = pred[None], target[None]
+        return {"dice": float(dice_score(p, t, "none")[0]), "iou": float(iou_score(p, t, "none")[0]),
+                "false_positives": int((pred & ~target).sum()), "false_negatives": int((~pred & target).sum())}
+
+    def cell_scores(self, index: int | None = None) -> dict[str, float]:
+        """The EM challenge's scores of one binary image at the current threshold (lesson 10):
+        rand_error, pixel_error (em_metrics), merged (predicted cells over 2+ true cells), split (true
+        cells cut into 2+ predicted cells; both as em_metrics.split_merge counts them), true_cells,
+        predicted_cells. Cells: 4-connected components."""
+        if self.multiclass:
+            raise ValueError("cell scores are for binary masks (cell vs membrane); this model predicts "
+                             f"{self.num_classes} classes, so use image_scores().")
+        return dict(self._cells(self._entries([self.current if index is None else index])[0])["scores"])
+
+    def frame(self, index: int | None = None) -> np.ndarray:
+        """The composed picture, uint8 (H, W, 3): a title strip over image | ground truth |
+        prediction | errors (cells view: true cells | predicted cells | merged and split), each
+        panel_width wide (default: the image shown)."""
+        return np.asarray(self._frame_image(self.current if index is None else index))
+
+    def _frame_image(self, index: int) -> Image.Image:
+        entry = self._entries([index])[0]
+        rows, cols = entry["rows"], entry["cols"]
+        if self.view.value == "cells" and not self.multiclass:
+            return self._cells_frame(entry, rows, cols)
+        target = entry["target"].numpy()[rows][:, cols]
+        pred = self._prediction(entry).numpy()[rows][:, cols]
+        grey = entry["grey"]
+        errors = np.repeat((grey * 0.4).astype(np.uint8)[..., None], 3, axis=2)  # the image, darkened
+        if self.multiclass:
+            lut = np.concatenate([class_palette(self.num_classes), np.array([IGNORED], np.uint8)])
+            ignored = target == self.ignore_index
+            truth, shown = lut[np.where(ignored, self.num_classes, target)], lut[pred]
+            errors[(pred != target) & ~ignored] = WRONG_LABEL
+            errors[ignored] = IGNORED
+            titles = ("image", "labels", "prediction", "errors")
+        else:
+            truth, shown = _MASK_COLOURS[target.astype(np.uint8)], _MASK_COLOURS[pred.astype(np.uint8)]
+            hit = pred & target
+            errors[hit] = grey[hit][:, None]  # found object at full brightness
+            errors[pred & ~target] = FALSE_POSITIVE
+            errors[~pred & target] = FALSE_NEGATIVE
+            titles = ("image", "ground truth", "prediction", "errors")
+        return _compose([entry["rgb"], truth, shown, errors], titles)
+
+    def _cells_frame(self, entry: dict, rows: np.ndarray, cols: np.ndarray) -> Image.Image:
+        """image | true cells | predicted cells (each cell its colour, a matched predicted cell its
+        true cell's; split and merged cells outlined) | the image, merged and split cells tinted."""
+        cells = self._cells(entry)
+        true, pred = cells["true"][rows][:, cols], cells["pred"][rows][:, cols]
+        split, merged = np.isin(true, cells["split"]), np.isin(pred, cells["merged"])
+        truth = outline(cells["true_colours"][true], split, SPLIT)
+        shown = outline(cells["pred_colours"][pred], merged, MERGED)
+        grey = entry["grey"][..., None]
+        tint = 0.45 * grey + 0.55 * np.where(split[..., None], SPLIT, 0) + 0.55 * np.where(merged[..., None], MERGED, 0)
+        marks = np.where((split | merged)[..., None], np.minimum(tint, 255), 0.5 * grey).astype(np.uint8)
+        n = cells["scores"]
+        titles = ("image", f"true cells: {n['true_cells']}", f"predicted cells: {n['predicted_cells']}",
+                  f"{n['merged']} merged, {n['split']} split")
+        return _compose([entry["rgb"], truth, shown, marks], titles)
+
+    def _render(self) -> None:
+        """Show the image at the slider's position: PNG bytes to .image, scores to .scores."""
+        i = self.current
+        buffer = BytesIO()
+        self._frame_image(i).save(buffer, format="PNG", compress_level=1)  # fast, still lossless
+        self.image.value = buffer.getvalue()
+        self.scores.value = self._scores_html(i)
+
+    def _scores_html(self, i: int) -> str:
+        where = f"rank {self.index.value + 1} of {len(self.order)}, worst first" if self.sorted_by_score \
+            else f"{i + 1} of {len(self.order)}"
+        head = f"<b>{html.escape(item_name(self.dataset, i))}</b> (dataset index {i}, {where})"
+        at = f" at threshold {self.threshold.value:.2f}"
+        if self.view.value == "cells" and not self.multiclass:
+            c = self.cell_scores(i)
+            return (f"{head} &middot; <b>Rand error {c['rand_error']:.4f}</b> &middot; pixel error "
+                    f"{c['pixel_error']:.4f} &middot; {c['merged']} merged, {c['split']} split "
+                    f"({c['true_cells']} true cells, {c['predicted_cells']} predicted){at}")
+        s = self.image_scores(i)
+        if self.multiclass and math.isnan(s["mean_iou"]):
+            return f"{head} &middot; no labelled pixels (all {self.ignore_index}), nothing to score"
+        if self.multiclass:
+            return f"{head} &middot; <b>mIoU {s['mean_iou']:.4f}</b> &middot; pixel accuracy {s['pixel_accuracy']:.4f}"
+        return (f"{head} &middot; <b>Dice {s['dice']:.4f}</b> &middot; IoU {s['iou']:.4f} &middot; "
+                f"false positives {s['false_positives']} px, false negatives {s['false_negatives']} px{at}")
+
+    def _legend_html(self) -> str:
+        if self.multiclass:
+            names = list(self.class_names) + ["ignored (unlabelled)", "errors: wrong label"]
+            colours = [tuple(c) for c in class_palette(self.num_classes)] + [IGNORED, WRONG_LABEL]
+        elif self.view.value == "cells":
+            names = ["membrane", "merged: one predicted cell over 2+ true cells",
+                     "split: one true cell cut into 2+ predicted cells"]
+            colours = [(0, 0, 0), MERGED, SPLIT]
+        else:
+            names = ["errors: false positive (predicted, not in the mask)", "false negative (in the mask, missed)"]
+            colours = [FALSE_POSITIVE, FALSE_NEGATIVE]
+        note = ("<span>each cell its own colour; a predicted cell that matches a true cell takes its "
+                "colour</span>" if self.view.value == "cells" and not self.multiclass else "")
+        return "<div style='display:flex;flex-wrap:wrap;gap:2px 14px;font-size:12px'>" + "".join(
+            f"<span><span style='display:inline-block;width:11px;height:11px;margin-right:4px;"
+            f"border:1px solid #888;background:rgb{tuple(int(v) for v in c)}'></span>{html.escape(n)}</span>"
+            for n, c in zip(names, colours)) + note + "</div>"
+
+    def _view_changed(self, _change: Any = None) -> None:
+        self.legend.value = self._legend_html()
+        if not self.sorted_by_score:
+            self.sort_button.description = self._sort_text()
+        self._render()
+
+    # ---- sorting
+    def _sort_text(self) -> str:
+        return f"sort by {self.metric}, worst first"
+
+    def _toggle_sort(self, _button: Any = None) -> None:
+        """First press: order worst first by the view's score; next press: dataset order."""
+        if self.sorted_by_score:
+            shown = self.current
+            self.order, self.sorted_by_score = list(range(len(self.order))), False
+            self.sort_button.description = self._sort_text()
+            self.order_label.value = "dataset order"
+            self._show_position(shown)
+            return
+        self.order_label.value = f"scoring {len(self.order)} images ..."
+        scores, metric = self.all_scores(), self.metric
+        sign = -1.0 if metric == "Rand error" else 1.0  # an error: the highest is the worst
+        self.order = sorted(range(len(scores)), key=lambda i: _worst_first(sign * scores[i], i))
+        self.sorted_by_score = True
+        self.sort_button.description = "back to dataset order"
+        at = "" if self.multiclass else f" at threshold {self.threshold.value:.2f}"
+        self.order_label.value = (f"worst first by {metric}{at}: {scores[self.order[0]]:.4f} .. "
+                                  f"{scores[self.order[-1]]:.4f}")
+        self._show_position(0)
+
+    def all_scores(self) -> list[float]:
+        """Every image's score in dataset order: Dice (binary, current threshold), mIoU
+        (multi-class), or Rand error (cells view)."""
+        out = []
+        for start in range(0, len(self.order), self.batch_size):
+            chunk = list(range(start, min(start + self.batch_size, len(self.order))))
+            self._entries(chunk)
+            if self.metric == "Rand error":
+                out += [self.cell_scores(i)["rand_error"] for i in chunk]
+            else:
+                out += [self.image_scores(i)["mean_iou" if self.multiclass else "dice"] for i in chunk]
+        return out
+
+    def _show_position(self, position: int) -> None:
+        if self.index.value == position:
+            self._render()  # same slider value, new image under it
+        else:
+            self.index.value = position  # the observer renders
+
+    # ---- predictions, cached
+    def _entries(self, indices: Sequence[int]) -> list[dict]:
+        """Cached predictions and display arrays of these images; missing ones in one model call."""
+        found = {i: self._cache[i] for i in indices if i in self._cache}
+        missing = [i for i in dict.fromkeys(indices) if i not in found]
+        if missing:
+            items = [self._load(i) for i in missing]
+            probs = self._predict([image for image, _ in items])
+            for i, (image, target), p in zip(missing, items, probs):
+                found[i] = self._entry(i, image, target, p)
+        for i in dict.fromkeys(indices):
+            self._cache[i] = found[i]
+            self._cache.move_to_end(i)
+        while len(self._cache) > max(self.cache_size, 1):
+            self._cache.popitem(last=False)
+        return [found[i] for i in indices]
+
+    def _prediction(self, entry: dict) -> torch.Tensor:
+        """(h, w) labels (multi-class) or a bool mask: probability > threshold (binary)."""
+        return entry["labels"] if self.multiclass else entry["probs"] > self.threshold.value
+
+    def _cells(self, entry: dict) -> dict:
+        """Cells (4-connected components) of truth and prediction, which are merged or split
+        (em_metrics.split_merge), colours and cell_scores; the truth's once, the rest once per threshold."""
+        from .data.isbi2012 import cell_labels  # imported when needed: the data package is slow to import
+        from .em_metrics import pixel_error, rand_error, split_merge
+
+        if "true_cells" not in entry:
+            entry["true_cells"] = cell_labels(entry["target"].numpy())
+        if entry.get("cells_at") != self.threshold.value:
+            mask, target, true = self._prediction(entry).numpy(), entry["target"].numpy(), entry["true_cells"]
+            pred, counts = cell_labels(mask), split_merge(mask, target)
+            true_colours, pred_colours = matching_colours(true, pred)
+            scores = {"rand_error": rand_error(mask, target), "pixel_error": pixel_error(mask, target),
+                      "merged": counts["merged"], "split": counts["split"],
+                      "true_cells": int(true.max()), "predicted_cells": int(pred.max())}
+            entry["cells"] = {"true": true, "pred": pred, "true_colours": true_colours, "pred_colours": pred_colours,
+                              "merged": counts["merged_cells"], "split": counts["split_cells"], "scores": scores}
+            entry["cells_at"] = self.threshold.value
+        return entry["cells"]
+
+    def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """dataset[i] checked: image (C, H, W) float, mask (H, W)."""
+        return _check_item(self.dataset[i], i)
+
+    def _predict(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Probabilities (C, h, w) of each image: overlap-tiled one by one, or one batch when the sizes agree."""
+        from .evaluation import predict_probabilities
+
+        same = len({tuple(im.shape) for im in images}) == 1
+        batches = [torch.stack(images)] if same and not self.tiled else [im[None] for im in images]
+        try:
+            probs = [self._tiled_probabilities(b[0])[None] if self.tiled else
+                     predict_probabilities(self.model, b, tta=self.tta) for b in batches]
+        except RuntimeError as err:
+            raise RuntimeError(f"The model failed on images of shape {tuple(images[0].shape)} from the dataset: "
+                               f"{err}. Check that this model was built for these images.") from err
+        if probs[0].ndim != 4:
+            raise ValueError(f"The model returned shape {tuple(probs[0].shape)}; PredictionViewer needs logits "
+                             "(N, C, H, W): one channel for a binary mask, C for C classes.")
+        return [p for batch in probs for p in batch]
+
+    def _tiled_probabilities(self, image: torch.Tensor) -> torch.Tensor:
+        """(C, H, W) probabilities of one whole image by overlap-tile inference (lesson 07), averaged
+        with the mirrored image's when tta is on."""
+        from .inference import covering_tile_size, predict_tiled
+
+        tile = self.tile_size or covering_tile_size(self.model, *image.shape[-2:])
+        logits = [predict_tiled(self.model, image, tile)]
+        if self.tta:
+            logits.append(predict_tiled(self.model, image.flip(-1), tile).flip(-1))
+        probs = [torch.sigmoid(x) if x.shape[0] == 1 else torch.softmax(x, 0) for x in logits]
+        return sum(probs) / len(probs)
+
+    def _entry(self, i: int, image: torch.Tensor, target: torch.Tensor, probs: torch.Tensor) -> dict:
+        """What frames and scores need for image i: its prediction, and its mask and picture cropped
+        to the prediction's size (a model that predicts a center crop), at display size too."""
+        h, w = probs.shape[-2:]
+        if (h, w) != tuple(target.shape):
+            if h > target.shape[0] or w > target.shape[1]:
+                raise ValueError(f"The model predicted {h}x{w} for a {target.shape[0]}x{target.shape[1]} image "
+                                 f"(dataset index {i}); PredictionViewer needs predictions of the image's size "
+                                 "or smaller.")
+            from .model import center_crop
+
+            image, target = center_crop(image, (h, w)), center_crop(target[None], (h, w))[0]
+        entry = {"target": self._check_target(target, i)}
+        if self.multiclass:
+            entry["labels"] = probs.argmax(0)
+        else:
+            entry["probs"] = probs[0]
+        rgb = display_rgb(image)
+        width = self.panel_width or w
+        height = max(1, round(h * width / w))
+        entry["rgb"] = np.asarray(Image.fromarray(rgb).resize((width, height), Image.BILINEAR))
+        entry["grey"] = entry["rgb"].mean(axis=2)
+        entry["rows"] = np.minimum(((np.arange(height) + 0.5) * h / height).astype(np.int64), h - 1)
+        entry["cols"] = np.minimum(((np.arange(width) + 0.5) * w / width).astype(np.int64), w - 1)
+        return entry
+
+    def _check_target(self, target: torch.Tensor, i: int) -> torch.Tensor:
+        """The mask as a bool (binary) or int64 labels (multi-class), after checking its values."""
+        values = torch.unique(target)
+        if self.multiclass:
+            labels = target.long()
+            allowed = set(range(self.num_classes)) | {self.ignore_index}
+            bad = [v for v in values.tolist() if v not in allowed]
+            if bad:
+                raise ValueError(f"The mask of dataset index {i} holds {bad[:5]}, but the model has {self.num_classes} "
+                                 f"output channels (classes 0..{self.num_classes - 1}) and ignore_index is "
+                                 f"{self.ignore_index}. Pass the right ignore_index, or build the model for more "
+                                 "classes.")
+            return labels
+        if not bool(((values == 0) | (values == 1)).all()):
+            raise ValueError(f"The mask of dataset index {i} holds values {values[:8].tolist()}, but the model has "
+                             "one output channel (a binary mask, {0, 1}). For class labels build the model with "
+                             "out_channels = the number of classes.")
+        return target.bool()
+
+    # ---- showing itself as the last line of a cell
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        display(self.widget)
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict | None:
+        return self.widget._repr_mimebundle_(**kwargs)
+
+    def __repr__(self) -> str:
+        kind = f"{self.num_classes} classes" if self.multiclass else "binary"
+        return f"PredictionViewer({len(self.order)} images, {kind}, showing dataset index {self.current})"
+
+
+def _length(dataset: Dataset) -> int:
+    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
+        raise TypeError(f"PredictionViewer needs a dataset (len(dataset) and dataset[i]), got a "
+                        f"{type(dataset).__name__}; pass e.g. a CarvanaDataset, not a DataLoader.")
+    n = len(dataset)
+    if n == 0:
+        raise ValueError("The dataset is empty (0 images), so there is nothing to show. Check the ids or the "
+                         "split that made it (e.g. split_cars(root) gave an empty side).")
+    return n
+
+
+def _check_item(item: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(image (C, H, W) float, mask (H, W)) from a dataset item, or an error saying what is wrong.
+    A target {"mask", "weight"} (a weight-map data set, lesson 10) gives its mask."""
+    if not isinstance(item, (tuple, list)) or len(item) < 2:
+        what = f"a {type(item).__name__}" + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
+        raise TypeError(f"PredictionViewer needs dataset items (image, mask), like CarvanaDataset's; item {i} is "
+                        f"{what}. Wrap the dataset so that it returns (image, mask).")
+    target = item[1]
+    if isinstance(target, dict):
+        if "mask" not in target:
+            raise TypeError(f"Item {i}'s target is a dict with keys {sorted(target)}; PredictionViewer shows a "
+                            "target dict by its 'mask' entry, which it lacks.")
+        target = target["mask"]
+    image, mask = torch.as_tensor(item[0]), torch.as_tensor(target)
+    if image.ndim != 3:
+        raise ValueError(f"Item {i}'s image has shape {tuple(image.shape)}; PredictionViewer needs (C, H, W) "
+                         "(channels first, e.g. (3, 160, 240)).")
+    if mask.ndim == 3 and mask.shape[0] == 1:
+        mask = mask[0]
+    if mask.shape != image.shape[1:]:
+        raise ValueError(f"Item {i}'s mask has shape {tuple(torch.as_tensor(target).shape)} but its image "
+                         f"{tuple(image.shape)}; the mask must be (1, H, W) or (H, W) with the image's H and W.")
+    return image.float() if not image.is_floating_point() else image, mask
+
+
+def _check_input_channels(model: nn.Module, image: torch.Tensor) -> None:
+    """A clear error when the model takes another number of channels than the images have."""
+    config = getattr(model, "config", None)
+    wanted = config.get("in_channels") if isinstance(config, dict) else None
+    if wanted is None:
+        wanted = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if wanted is not None and wanted != image.shape[0]:
+        raise ValueError(f"The model takes {wanted}-channel images but the dataset's images have {image.shape[0]} "
+                         f"channels (shape {tuple(image.shape)}). Use a model built with in_channels={image.shape[0]}, "
+                         "or the dataset it was trained on.")
+
+
+def _worst_first(score: float, index: int) -> tuple:
+    """Sort key: lowest score first, ties in dataset order, nan (nothing to score) last."""
+    return (True, 0.0, index) if math.isnan(score) else (False, score, index)
+
+
+def _class_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
+    if names is None:
+        return [f"class {c}" for c in range(num_classes)]
+    if len(names) != num_classes:
+        raise ValueError(f"class_names has {len(names)} names but the model predicts {num_classes} classes.")
+    return [str(n) for n in names]
+
+
+def _label_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int) -> dict[str, float]:
+    """Pixel accuracy over labelled pixels and mIoU over the classes present in target or prediction
+    (nan for both when no pixel is labelled), from one image's confusion matrix."""
+    scores = confusion_scores(confusion_matrix(pred[None], target[None], num_classes, ignore_index), ignore_index)
+    return {"pixel_accuracy": scores["pixel_accuracy"], "mean_iou": scores["mean_iou"]}
+
+
+# ----------------------------------------------------------------------------- composing the frame
+@lru_cache(maxsize=1)
+def _font() -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=13)
+    except TypeError:  # Pillow < 10.1: the small bitmap font
+        return ImageFont.load_default()
+
+
+def _compose(panels: list[np.ndarray], titles: Sequence[str], gap: int = 4, header: int = 18) -> Image.Image:
+    """Panels of one size side by side on white, each under its title (cut short with '...' to fit)."""
+    h, w = panels[0].shape[:2]
+    canvas = np.full((header + h, len(panels) * (w + gap) - gap, 3), 255, np.uint8)
+    for k, panel in enumerate(panels):
+        canvas[header:, k * (w + gap):k * (w + gap) + w] = panel
+    picture = Image.fromarray(canvas)
+    draw = ImageDraw.Draw(picture)
+    for k, title in enumerate(titles):
+        while len(title) > 3 and draw.textlength(title, font=_font()) > w - 2:
+            title = title[:-4].rstrip() + "..."
+        draw.text((k * (w + gap) + 2, 2), title, fill=(40, 40, 40), font=_font())
+    return picture

@@ -1,0 +1,122 @@
+"""The ISBI 2012 task through the training engine and CLI (lesson 10), on the real stacks."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from course_utils.checkpoint import read_checkpoint
+from course_utils.inference import predict_tiled
+from course_utils.model import UNet
+from course_utils.tasks import get_task, task_for_model
+from course_utils.tasks.isbi2012 import EMLoss, crop_to, valid_padding
+from course_utils.train import TrainConfig, best_of, fit, make_loaders, parse_config
+
+pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
+
+
+def tiny(root: Path, **kw) -> TrainConfig:
+    """Two training slices (0, 1), one held out (29): seconds on a CPU."""
+    base = dict(task="isbi2012", data_dir=str(root), image_size=(64, 64), base_channels=4, depth=2, batch_size=2,
+                epochs=2, lr=1e-2, crops_per_slice=2, held_out=tuple(range(2, 30)), progress=False)
+    return TrainConfig(**(base | kw)).validate()
+
+
+def test_profiles_quick_same_full_the_papers_set_up():
+    quick, full = TrainConfig.for_profile("quick", "isbi2012"), TrainConfig.for_profile("full", "isbi2012")
+    assert quick.padding == "same" and quick.held_out == (25, 26, 27, 28, 29)
+    assert (full.padding, full.image_size, full.base_channels, full.weight_map) == ("valid", (572, 572), 64, True)
+    assert TrainConfig.from_dict(json.loads(json.dumps(full.to_dict()))) == full.validate()
+
+
+def test_bad_settings_say_what_to_change():
+    with pytest.raises(ValueError, match="572"):
+        TrainConfig(task="isbi2012", padding="valid", image_size=(570, 570)).validate()
+    with pytest.raises(ValueError, match="0 to 29|0-29|30"):
+        TrainConfig(task="isbi2012", held_out=(25, 30)).validate()
+    with pytest.raises(SystemExit):
+        parse_config(["--task", "isbi2012", "--held-out", *map(str, range(30))])
+
+
+def test_a_missing_data_dir_names_the_download(tmp_path):
+    cfg = tiny(tmp_path / "nowhere")
+    with pytest.raises(FileNotFoundError, match="download isbi2012"):
+        make_loaders(cfg)
+
+
+def test_valid_tiles_target_the_centre_and_held_out_slices_are_whole(real_isbi2012):
+    cfg = tiny(real_isbi2012, padding="valid", image_size=(92, 92), weight_map=True)
+    train, val = make_loaders(cfg)
+    image, target = train.dataset[0]
+    assert image.shape == (1, 92, 92) and target["mask"].shape == target["weight"].shape == (1, 52, 52)
+    image, target = val.dataset[0]
+    before, after = valid_padding(512, 2)
+    assert image.shape == (1, 512 + before + after, 512 + before + after) and target["mask"].shape == (1, 512, 512)
+    net = get_task("isbi2012").build_model(cfg)
+    assert net(image[None]).shape[-1] >= 512
+
+
+def test_one_pass_over_the_padded_slice_equals_overlap_tile(real_isbi2012):
+    """The held-out pass of a valid network is the paper's overlap-tile prediction of the slice."""
+    cfg = tiny(real_isbi2012, padding="valid", image_size=(92, 92))
+    _, val = make_loaders(cfg)
+    torch.manual_seed(0)
+    net = UNet(1, 1, base_channels=4, depth=2, padding="valid").eval()
+    image, mask = val.dataset[0]
+    with torch.no_grad():
+        one_pass = crop_to(net(image[None]), mask[None])[0]
+    slice_only = val.dataset.slices[0][0]
+    tiled = predict_tiled(net, slice_only, tile_size=92)
+    assert torch.allclose(one_pass, tiled, atol=1e-4)
+
+
+def test_weighted_loss_weighs_each_pixel():
+    logits, mask = torch.zeros(1, 1, 4, 4), torch.ones(1, 1, 4, 4)
+    plain = EMLoss()(logits, mask)
+    weight = torch.full_like(mask, 3.0)
+    assert torch.isclose(EMLoss()(logits, {"mask": mask, "weight": weight}), 3 * plain)
+
+
+def test_fit_chooses_best_by_the_lowest_rand_error(real_isbi2012, tmp_path):
+    cfg = tiny(real_isbi2012, epochs=3)
+    train, val = make_loaders(cfg)
+    model = get_task("isbi2012").build_model(cfg)
+    assert task_for_model(model).name == "isbi2012"
+    history = fit(model, train, val, epochs=3, lr=1e-2, device="cpu", out=tmp_path, progress=False, verbose=False,
+                  loss_fn=EMLoss(), config=cfg.to_dict())
+    assert {"val_pixel_error", "val_rand_error", "val_dice", "val_loss"} <= set(history[0])
+    best = read_checkpoint(tmp_path / "best.pt")
+    assert best["score"] == "val_rand_error" and "best_dice" not in best
+    assert best["best_score"] == min(r["val_rand_error"] for r in history)
+    assert best_of(best).startswith("Rand error ")
+
+
+def test_resumed_run_equals_one_never_interrupted(real_isbi2012, tmp_path):
+    from course_utils.train import run
+
+    cfg = tiny(real_isbi2012, weight_map=True)
+    run(dataclasses.replace(cfg, out=str(tmp_path / "straight")))
+    run(dataclasses.replace(cfg, out=str(tmp_path / "split"), stop_after=1))
+    run(dataclasses.replace(cfg, out=str(tmp_path / "split"), resume=str(tmp_path / "split" / "last.pt")))
+    a, b = (read_checkpoint(tmp_path / name / "last.pt")["model"] for name in ("straight", "split"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_cli_trains_on_the_real_stacks(real_isbi2012, tmp_path):
+    out = tmp_path / "run"
+    args = ["--task", "isbi2012", "--data-dir", str(real_isbi2012), "--out", str(out), "--epochs", "2",
+            "--image-size", "64", "64", "--base-channels", "4", "--depth", "2", "--crops-per-slice", "1",
+            "--held-out", *map(str, range(3, 30)), "--weight-map"]
+    proc = subprocess.run([sys.executable, "-m", "course_utils.train", *args], capture_output=True, text=True,
+                          env=os.environ | {"UNET_COURSE_PROFILE": "quick"}, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "held out: slices 3, 4" in proc.stdout and "best held-out Rand error" in proc.stdout
+    history = json.loads((out / "history.json").read_text())
+    assert len(history) == 2 and all(0 <= r["val_rand_error"] <= 1 for r in history)
+    assert read_checkpoint(out / "best.pt")["config"]["weight_map"] is True
