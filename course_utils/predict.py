@@ -240,8 +240,8 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", metavar="DIR", help="folder for the mask and overlay PNGs (stacks: the probabilities "
                    "TIFF and mask PNGs)")
     p.add_argument("--submission", metavar="FILE.csv.gz", help="write the Kaggle submission file here")
-    p.add_argument("--threshold", type=float, default=0.5, help="probability above which a pixel is car or cell "
-                   "(0.5)")
+    p.add_argument("--threshold", type=float, help="probability above which a pixel is car or cell (photos: 0.5; "
+                   "stacks: the threshold training chose on the held-out slices, else 0.5)")
     p.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"),
                    help="size the photos are resized to (default: the checkpoint's training size)")
     p.add_argument("--tiled", "--tile-size", type=int, metavar="TILE", help="overlap-tile inference at full resolution "
@@ -368,6 +368,14 @@ def predict_stack_file(model: nn.Module, path: str | Path, out: str | Path, *, t
             "(255 = cell, 0 = membrane)")
 
 
+def chosen_threshold(ckpt: dict) -> float:
+    """The threshold of best.pt's epoch with the lowest held-out Rand error (an ISBI 2012 run's
+    val_rand_threshold), else 0.5. Lesson 10."""
+    history = ckpt.get("history") or []
+    record = next((r for r in history if r.get("epoch") == ckpt.get("epoch")), {})
+    return float(record.get("val_rand_threshold", 0.5))
+
+
 def main(argv: list[str] | None = None) -> int:
     """The CLI: `python -m course_utils.predict --checkpoint CKPT IMAGES... --out DIR`; returns the exit status."""
     parser = get_args_parser()
@@ -377,13 +385,15 @@ def main(argv: list[str] | None = None) -> int:
                      "`python -m course_utils.predict --checkpoint RUN/best.pt data/toy_carvana/train --out preds`.")
     if not (args.out or args.submission):
         parser.error("nothing to write: give --out DIR (masks and overlays), --submission FILE.csv.gz, or both.")
-    if not 0 < args.threshold < 1:
+    if args.threshold is not None and not 0 < args.threshold < 1:
         parser.error(f"--threshold is a probability between 0 and 1 (e.g. 0.5), got {args.threshold}.")
     try:
         stacks = _stack_mode(args)
         paths = [Path(p) for p in args.images] if stacks else find_images(args.images)
         model, ckpt, amp_dtype = _load(args, stacks)
+        args.threshold = args.threshold or (chosen_threshold(ckpt) if stacks else 0.5)
         if stacks:
+            print(f"threshold {args.threshold:g}", flush=True)
             for path in paths:
                 print(predict_stack_file(model, path, args.out, threshold=args.threshold, tile_size=args.tiled,
                                          ckpt=ckpt, overlap=args.overlap, tta=args.tta, batch_size=args.batch_size,

@@ -558,7 +558,8 @@ def _write_run_files(out: Path, state: dict[str, Any], is_best: bool) -> None:
     atomic_write(out / "history.json", lambda f: f.write(text))
 
 
-_SHOWN = ("val_dice", "val_miou", "val_pixel_acc", "val_abs_rel", "val_delta1", "val_pixel_error", "val_rand_error")
+_SHOWN = ("val_dice", "val_miou", "val_pixel_acc", "val_abs_rel", "val_delta1", "val_pixel_error", "val_rand_error",
+          "val_rand_error_best", "val_rand_threshold")
 
 
 def _summary_line(r: dict[str, float], epochs: int, is_best: bool) -> str:
@@ -738,7 +739,9 @@ two-headed U-Net (--tasks seg+depth); best.pt is chosen by held-out mIoU.
 ISBI 2012 EM membranes (--task isbi2012, lesson 10): the paper's own data, 30 greyscale slices of
 512x512 (24 MB, downloaded on first use); slices 25-29 held out; best.pt by held-out Rand error.
   quick  {_profile_summary("quick", "isbi2012")} (random tiles),
-         same padding, elastic deformation, flips and rotations.
+         same padding, the paper's weight map, elastic deformation, flips and rotations.
+         Measured on 2 CPU cores: 3 min 21 s; held-out Rand error 0.149 and pixel error 0.126
+         at threshold 0.5 (0.083 at its best threshold).
   full   {_profile_summary("full", "isbi2012")},
          the valid network with the paper's weight map. Not measured here.
 
@@ -801,7 +804,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                     "is then its input tile (paper: 572 572). Default same (full profile of isbi2012: valid)")
     em.add_argument("--weight-map", action=argparse.BooleanOptionalAction,
                     help="weight the loss by the paper's map (w0 10, sigma 5) that stresses membranes between "
-                         "touching cells (isbi2012 default: off in quick, on in full)")
+                         "touching cells (isbi2012 default: on)")
     em.add_argument("--held-out", type=int, nargs="+", metavar="SLICE",
                     help="training slices (0-29) held out, never trained on (default 25 26 27 28 29)")
     em.add_argument("--crops-per-slice", type=int, metavar="N", help="random tiles drawn from each training "

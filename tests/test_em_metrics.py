@@ -233,3 +233,21 @@ def test_em_scores_take_the_weight_map_target_and_check_shapes(cells):
     logits, masks, _ = _batches(cells)[0]
     with pytest.raises(ValueError, match="center_crop"):
         EMScores().update(logits[..., 4:-4, 4:-4], masks, 0.5)
+
+
+def test_em_scores_also_score_each_error_at_its_best_threshold_as_the_leaderboard(cells):
+    """Faint membranes (probability 0.55 of cell): 0.5 merges every cell, 0.6 keeps them apart."""
+    truth = torch.from_numpy(cells[25:27]).float()[:, None]  # (2, 1, 512, 512)
+    probs = torch.where(truth > 0, 0.9, 0.55)
+    scores = EMScores()
+    scores.update(torch.logit(probs), truth, 0.3)
+    out = scores.compute()
+    assert out["val_rand_error"] > 0.85 and out["val_pixel_error"] > 0.15  # at 0.5: all cell
+    assert out["val_rand_error_best"] == 0.0 and out["val_pixel_error_best"] == 0.0
+    assert out["val_rand_threshold"] == 0.5 + 0.1  # the best threshold nearest 0.5
+    parts = EMScores(), EMScores()
+    for k, part in enumerate(parts):
+        part.update(torch.logit(probs[k:k + 1]), truth[k:k + 1], 0.3)
+    added = EMScores()
+    added.load_sums([a + b for a, b in zip(parts[0].sums(), parts[1].sums())])
+    assert added.compute() == pytest.approx(out)

@@ -8,8 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from course_utils.checkpoint import read_checkpoint
 from course_utils.inference import predict_tiled
@@ -92,8 +94,11 @@ def test_fit_chooses_best_by_the_lowest_rand_error(real_isbi2012, tmp_path):
                   loss_fn=EMLoss(), config=cfg.to_dict())
     assert {"val_pixel_error", "val_rand_error", "val_dice", "val_loss"} <= set(history[0])
     best = read_checkpoint(tmp_path / "best.pt")
-    assert best["score"] == "val_rand_error" and "best_dice" not in best
-    assert best["best_score"] == min(r["val_rand_error"] for r in history)
+    assert best["score"] == "val_rand_error_best" and "best_dice" not in best
+    assert best["best_score"] == min(r["val_rand_error_best"] for r in history)
+    for r in history:  # the best threshold is at least as good as 0.5
+        assert r["val_rand_error_best"] <= r["val_rand_error"] and r["val_pixel_error_best"] <= r["val_pixel_error"]
+        assert r["val_rand_threshold"] in [round(0.1 * k, 1) for k in range(1, 10)]
     assert best_of(best).startswith("Rand error ")
 
 
@@ -119,4 +124,29 @@ def test_cli_trains_on_the_real_stacks(real_isbi2012, tmp_path):
     assert "held out: slices 3, 4" in proc.stdout and "best held-out Rand error" in proc.stdout
     history = json.loads((out / "history.json").read_text())
     assert len(history) == 2 and all(0 <= r["val_rand_error"] <= 1 for r in history)
-    assert read_checkpoint(out / "best.pt")["config"]["weight_map"] is True
+    best = read_checkpoint(out / "best.pt")
+    assert best["config"]["weight_map"] is True
+
+    # predicting a stack with that checkpoint cuts at the threshold training chose on the held-out slices
+    from course_utils.data.isbi2012 import read_stack, write_stack
+    from course_utils.predict import chosen_threshold
+
+    chosen = chosen_threshold(best)
+    assert chosen == history[best["epoch"] - 1]["val_rand_threshold"]
+    stack = write_stack(tmp_path / "two.tif", read_stack(real_isbi2012 / "test-volume.tif")[:2])
+    proc = subprocess.run([sys.executable, "-m", "course_utils.predict", "--checkpoint", str(out / "best.pt"),
+                           str(stack), "--out", str(tmp_path / "preds")], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert f"threshold {chosen:g}" in proc.stdout
+    probs = read_probabilities(tmp_path / "preds" / "two_probabilities.tif")
+    mask = np.array(Image.open(tmp_path / "preds" / "two_01_mask.png"))
+    assert np.array_equal(mask == 255, probs[1] > chosen)
+
+
+def read_probabilities(path: Path) -> np.ndarray:
+    with Image.open(path) as tif:
+        pages = []
+        for k in range(tif.n_frames):
+            tif.seek(k)
+            pages.append(np.array(tif, dtype=np.float32))
+    return np.stack(pages)

@@ -2,8 +2,11 @@
 
 Greyscale slices in, one logit per pixel (cell vs membrane) out. Training draws random tiles from
 the training slices with the paper's augmentation (elastic 3 x 3 grid, rotations, flips); the
-held-out slices (default 25-29, never trained on) are predicted whole, and best.pt is chosen by
-their mean Rand error, the challenge's metric for merged and split cells.
+held-out slices (default 25-29, never trained on) are predicted whole and scored with the
+challenge's pixel and Rand error (course_utils.em_metrics.EMScores): at threshold 0.5, and each
+at its best threshold of 0.1, ..., 0.9, as the leaderboard scored submissions. best.pt is the
+epoch with the lowest Rand error at its best threshold (val_rand_error_best; the threshold is
+recorded as val_rand_threshold, and the predict CLI uses it for EM stacks).
 
 padding="valid" is the paper's network: a tile of image_size (572) gives the centre
 image_size - 2 * margin (388) of labels; a held-out slice is mirror-padded by the margin so one
@@ -137,12 +140,15 @@ def train_tiles_transform(cfg: Any, margin: int) -> A.Compose:
 
 class ISBI2012(Task):
     name, title = "isbi2012", "ISBI 2012"
-    # quick: a same-padded base-16 U-Net on 256 x 256 tiles; full: the paper's valid network on 572 tiles
-    profiles = {"quick": dict(image_size=(256, 256), base_channels=16, batch_size=4, epochs=12, lr=3e-3,
-                              crops_per_slice=4),
+    # quick: a same-padded base-16 U-Net on 192 x 192 tiles; full: the paper's valid network on 572 tiles.
+    # Both weight the loss by the paper's map: on the quick budget it reached the same Rand error as
+    # plain cross-entropy (0.149 vs 0.150, each at its best threshold), but at threshold 0.5 (0.359 plain).
+    profiles = {"quick": dict(image_size=(192, 192), base_channels=16, batch_size=4, epochs=8, lr=3e-3,
+                              crops_per_slice=4, weight_map=True),
                 "full": dict(image_size=(572, 572), base_channels=64, batch_size=4, epochs=60, lr=1e-3,
                              padding="valid", weight_map=True, crops_per_slice=8)}
-    score, higher_is_better, score_label, run_prefix = "val_rand_error", False, "Rand error", "isbi2012-"
+    # best.pt: the lowest held-out Rand error at its best threshold, as the leaderboard scored
+    score, higher_is_better, score_label, run_prefix = "val_rand_error_best", False, "Rand error", "isbi2012-"
 
     def check(self, cfg: Any) -> None:
         held_out_split(30, cfg.held_out)  # a ValueError for indices outside 0-29 or nothing left to train on
