@@ -15,7 +15,7 @@ import pytest
 from conftest import _real_samples
 
 from course_utils.data import DownloadError, check_isbi2012, download_isbi2012, ensure_isbi2012, write_stack
-from course_utils.data import download
+from course_utils.data import isbi2012_download as download
 from course_utils.data.__main__ import main as cli
 from course_utils.data.isbi2012 import read_stack
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 from ..rle import rle_decode, rle_encode
 from .cache import ResizedCache, build_cache
 from .carvana import CarvanaDataset, car_id, split_cars, split_summary
-from .download import DownloadError, download_carvana, download_isbi2012, download_nyuv2, ensure_isbi2012
+from .download import DownloadError, download_carvana, download_nyuv2
+from .isbi2012_download import download_isbi2012, ensure_isbi2012
 from .isbi2012 import (ISBI2012Dataset, cell_labels, check_isbi2012, em_eval_transform, em_train_transform,
                        held_out_split, read_isbi2012, read_stack, write_stack)
 from .nyuv2 import IGNORE_INDEX, NYUv2Dataset, label_frequencies, nyuv2_class_names, read_class_mapping

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
 
             download_nyuv2(args.root)
         elif args.command == "download" and args.dataset == "isbi2012":
-            from .download import download_isbi2012
+            from .isbi2012_download import download_isbi2012
 
             download_isbi2012(args.root)
         elif args.command == "download":

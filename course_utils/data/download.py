@@ -2,8 +2,7 @@
 
     python -m course_utils.data download carvana           # into data_root()/carvana (lesson 05)
     python -m course_utils.data download nyuv2             # into data_root()/nyuv2 (lesson 08)
-    python -m course_utils.data download isbi2012          # into data_root()/isbi2012 (lesson 10)
-    download_carvana(), download_nyuv2(), download_isbi2012()   # the same from Python
+    download_carvana(), download_nyuv2()                   # the same from Python
 
 Carvana: only the four files the course needs are fetched (about 0.5 GB, not the 25 GB of the
 whole competition): train.zip (5088 JPEGs), train_masks.zip (their GIF masks), train_masks.csv.zip
@@ -19,11 +18,8 @@ github.com/ankurhanda/nyuv2-meta-data) over plain HTTPS. A download goes to NAME
 resumes where it stopped (HTTP Range requests); each file's size and SHA-256 are checked
 before it is renamed into place.
 
-ISBI 2012 EM segmentation challenge (Cardona et al. 2010; Arganda-Carreras et al. 2015): the three
-stacks train-volume.tif, train-labels.tif and test-volume.tif (7.5 MB each) from a public copy
-(ISBI2012_URL, or $UNET_COURSE_ISBI2012_URL), resumable the same way. No checksum of them was
-ever published, so each file is checked by its content instead: 30 pages of 512 x 512 in 8 bits,
-labels only 0 and 255; a file that is not the challenge's is deleted with a message.
+ISBI 2012 (lesson 10) has its own module, course_utils.data.isbi2012_download, which uses
+fetch_file from here.
 """
 from __future__ import annotations
 
@@ -43,8 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["download_carvana", "download_nyuv2", "download_isbi2012", "ensure_isbi2012", "fetch_file",
-           "DownloadError", "Remote", "COMPETITION", "ARCHIVES", "NYUV2_FILES", "ISBI2012_URL"]
+__all__ = ["download_carvana", "download_nyuv2", "fetch_file", "host_of", "checked_marker",
+           "DownloadError", "Remote", "COMPETITION", "ARCHIVES", "NYUV2_FILES"]
 
 COMPETITION = "carvana-image-masking-challenge"
 RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"
@@ -443,7 +439,7 @@ def fetch_file(remote: Remote, dest: Path, *, timeout: float = 30.0, by_hand: st
             break
     size = _bytes(part)
     if size < remote.size:
-        raise DownloadError(f"The connection to {_host(remote.url)} ended after {size:,} of {remote.size:,} bytes of "
+        raise DownloadError(f"The connection to {host_of(remote.url)} ended after {size:,} of {remote.size:,} bytes of "
                             f"{remote.name}. Run the download again: it resumes from {part}. " + by_hand)
     if size > remote.size or _sha256(part, remote) not in (None, remote.sha256):
         got = f"{size:,} bytes" if size != remote.size else "a different SHA-256"
@@ -452,7 +448,7 @@ def fetch_file(remote: Remote, dest: Path, *, timeout: float = 30.0, by_hand: st
                             f"{remote.sha256}); it has been deleted. Run the download again; if this repeats, the "
                             "server or a proxy changes the file. " + by_hand)
     os.replace(part, dest)
-    _checked_marker(dest).write_text(json.dumps(_stamp(dest)) + "\n")
+    checked_marker(dest).write_text(json.dumps(_stamp(dest)) + "\n")
     return dest
 
 
@@ -463,7 +459,7 @@ def _stream(remote: Remote, part: Path, have: int, timeout: float, by_hand: str)
     headers = {"User-Agent": "unet-course (python urllib)"}
     if have:
         headers["Range"] = f"bytes={have}-"
-    print(f"Downloading {remote.name} ({remote.size / 1e6:,.1f} MB) from {_host(remote.url)}"
+    print(f"Downloading {remote.name} ({remote.size / 1e6:,.1f} MB) from {host_of(remote.url)}"
           + (f", resuming at {have / 1e6:,.1f} MB" if have else "") + " ...", flush=True)
     try:
         with urllib.request.urlopen(urllib.request.Request(remote.url, headers=headers), timeout=timeout) as resp:
@@ -487,7 +483,7 @@ def _stream(remote: Remote, part: Path, have: int, timeout: float, by_hand: str)
         kept = f" The {part.stat().st_size:,} bytes received are kept in {part}; the next run resumes." \
             if part.is_file() and part.stat().st_size else ""
         reason = getattr(err, "reason", None) or err
-        raise DownloadError(f"Could not download {remote.name} from {_host(remote.url)} ({type(err).__name__}: "
+        raise DownloadError(f"Could not download {remote.name} from {host_of(remote.url)} ({type(err).__name__}: "
                             f"{reason}). Check the connection (and a proxy, if you use one) and run the download "
                             f"again.{kept} " + by_hand) from None
     return True
@@ -501,11 +497,13 @@ def _part(dest: Path) -> Path:
     return dest.with_name(dest.name + ".part")
 
 
-def _host(url: str) -> str:
+def host_of(url: str) -> str:
+    """The host name of url, for messages."""
     return urllib.parse.urlsplit(url).netloc or url
 
 
-def _checked_marker(dest: Path) -> Path:
+def checked_marker(dest: Path) -> Path:
+    """The file beside dest that records a passed check (size and time), so a rerun skips re-hashing."""
     return dest.with_name(f".{dest.name}.checked")
 
 
@@ -522,13 +520,13 @@ def _file_problem(path: Path, remote: Remote) -> str | None:
     if size != remote.size:
         return f"{size:,} bytes instead of {remote.size:,}"
     try:
-        if json.loads(_checked_marker(path).read_text()) == _stamp(path):
+        if json.loads(checked_marker(path).read_text()) == _stamp(path):
             return None
     except (OSError, ValueError):
         pass
     if _sha256(path, remote) not in (None, remote.sha256):
         return "damaged (its SHA-256 differs)"
-    _checked_marker(path).write_text(json.dumps(_stamp(path)) + "\n")
+    checked_marker(path).write_text(json.dumps(_stamp(path)) + "\n")
     return None
 
 
@@ -564,123 +562,3 @@ def _check_nyuv2(root: Path) -> None:
     except (OSError, ValueError) as err:
         raise DownloadError(f"The download finished but NYUv2Dataset cannot read it: {err}") from None
     print(f"NYUv2 is ready in {root}: {sizes['train']} train and {sizes['test']} test frames.", flush=True)
-
-
-# ---------------------------------------------------------------------------- ISBI 2012 over HTTPS
-ISBI2012_URL = "https://raw.githubusercontent.com/alexklibisz/isbi-2012/HEAD/data/"  # a public copy of the 3 stacks
-ISBI2012_URL_ENV = "UNET_COURSE_ISBI2012_URL"  # overrides ISBI2012_URL (a mirror, a class's server)
-ISBI2012_SITE = "http://brainiac2.mit.edu/isbi_challenge/"  # the challenge's own site
-
-
-def download_isbi2012(root: str | Path | None = None, *, base_url: str | None = None,
-                      timeout: float = 30.0) -> Path:
-    """Fetch and check the ISBI 2012 stacks into root; return root. Lesson 10.
-
-    root: the data-set folder, default data_root() / "isbi2012"; it ends up holding
-    train-volume.tif, train-labels.tif and test-volume.tif, the files ISBI2012Dataset reads.
-    base_url: the folder that serves the three files (default: $UNET_COURSE_ISBI2012_URL, else
-    ISBI2012_URL). Files already there (downloaded before, or copied in by hand) are checked, not
-    fetched; an interrupted download resumes. Each file is checked by content (30 pages of
-    512 x 512, 8-bit; labels only 0 and 255); one that is not the challenge's is deleted. Raises
-    DownloadError saying what to do (e.g. where to put hand-copied files) when it cannot work.
-    """
-    from .isbi2012 import STACKS, check_isbi2012
-
-    root = _isbi2012_root(root)
-    root.mkdir(parents=True, exist_ok=True)
-    base = _isbi2012_base(base_url)
-    by_hand = _isbi2012_by_hand(root, base)
-    for key, name in STACKS.items():
-        _fetch_stack(base + name, root / name, key == "labels", timeout, by_hand)
-    try:
-        check_isbi2012(root)
-    except ValueError as err:
-        raise DownloadError(f"The download finished but the stacks are not the challenge's: {err}") from None
-    print(f"ISBI 2012 is ready in {root}: {', '.join(STACKS.values())}, 30 slices of 512 x 512 each.", flush=True)
-    return root
-
-
-def ensure_isbi2012(root: str | Path | None = None) -> Path:
-    """The ISBI 2012 folder, downloaded on first use: root when its stacks pass check_isbi2012,
-    else download_isbi2012(root). What a learner's notebook calls. Lesson 10."""
-    from .isbi2012 import check_isbi2012
-
-    root = _isbi2012_root(root)
-    try:
-        check_isbi2012(root)
-    except ValueError:
-        return download_isbi2012(root)
-    return root
-
-
-def _isbi2012_root(root: str | Path | None) -> Path:
-    if root is None:
-        from ..environment import data_root
-
-        root = data_root() / "isbi2012"
-    return Path(root).expanduser()
-
-
-def _isbi2012_base(base_url: str | None) -> str:
-    """The address of the folder serving the stacks: the argument, the environment variable, the constant."""
-    base = base_url or os.environ.get(ISBI2012_URL_ENV) or ISBI2012_URL
-    return base if base.endswith("/") else base + "/"
-
-
-def _fetch_stack(url: str, dest: Path, labels: bool, timeout: float, by_hand: str) -> None:
-    """One stack into dest: kept when it is already the challenge's, else (re)downloaded and checked."""
-    from .isbi2012 import _stack_problem
-
-    problem = _stack_problem(dest, labels)
-    if problem is None:
-        print(f"{dest.name}: already in {dest.parent}, checked, skipping.", flush=True)
-        return
-    if problem != "missing":
-        print(f"{dest} is not the challenge's {dest.name} ({problem}); downloading it again.", flush=True)
-        _delete(dest)
-    fetch_file(Remote(dest.name, url, _remote_size(url, timeout, by_hand)), dest, timeout=timeout, by_hand=by_hand)
-    problem = _stack_problem(dest, labels)
-    if problem:
-        _delete(dest)
-        raise DownloadError(f"{url} sent a file that is not the ISBI 2012 challenge's {dest.name} ({problem}); "
-                            f"it has been deleted. The address may serve other files: pass base_url= (or set "
-                            f"{ISBI2012_URL_ENV}) to a copy of the challenge's stacks. " + by_hand)
-
-
-def _delete(dest: Path) -> None:
-    dest.unlink(missing_ok=True)
-    _checked_marker(dest).unlink(missing_ok=True)
-
-
-def _remote_size(url: str, timeout: float, by_hand: str) -> int:
-    """The size of the file at url, from the answer to a one-byte Range request (Content-Range's
-    total, or Content-Length when the server sends the whole file), without reading the body."""
-    headers = {"User-Agent": "unet-course (python urllib)", "Range": "bytes=0-0"}
-    name = url.rsplit("/", 1)[-1]
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout) as resp:
-            ranged = resp.status == 206
-            total = resp.headers.get("Content-Range", "").rpartition("/")[2] if ranged \
-                else resp.headers.get("Content-Length", "")
-    except urllib.error.HTTPError as err:
-        raise DownloadError(f"{url} answered HTTP {err.code} ({err.reason}). " + by_hand) from None
-    except NETWORK_ERRORS as err:
-        reason = getattr(err, "reason", None) or err
-        raise DownloadError(f"Could not download {name} from {_host(url)} ({type(err).__name__}: {reason}). "
-                            "Check the connection (and a proxy, if you use one) and run the download again. "
-                            + by_hand) from None
-    if not total.strip().isdigit():
-        raise DownloadError(f"{url} did not say how large {name} is, so the download cannot be checked or "
-                            "resumed. " + by_hand)
-    return int(total)
-
-
-def _isbi2012_by_hand(root: Path, base: str) -> str:
-    from .isbi2012 import STACKS
-
-    places = "".join(f"\n    {root / name}" for name in STACKS.values())
-    return (f"To get the data without this download: on a machine with a network, download "
-            f"{', '.join(STACKS.values())} from {base} (or from the challenge's own site, {ISBI2012_SITE} , which "
-            f"hands them out after you register), and copy them to{places}\n"
-            f"Then run `python -m course_utils.data download isbi2012 --root {root}` again: it checks them "
-            "without a network.")

@@ -117,7 +117,7 @@ def read_isbi2012(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
     return volume, labels
 
 
-def _stack_problem(path: Path, labels: bool = False) -> str | None:
+def stack_problem(path: Path, labels: bool = False) -> str | None:
     """Why path is not one of the challenge's stacks (30 pages, 512 x 512, 8-bit; labels 0/255), or None."""
     try:
         stack = read_stack(path)
@@ -136,7 +136,7 @@ def check_isbi2012(root: str | Path) -> None:
     stacks are there, each 30 pages of 512 x 512 in 8 bits, the labels only 0 and 255. Raises
     ValueError naming each file that is wrong and why. Lesson 10."""
     root = Path(root)
-    problems = {name: _stack_problem(root / name, labels=key == "labels") for key, name in STACKS.items()}
+    problems = {name: stack_problem(root / name, labels=key == "labels") for key, name in STACKS.items()}
     wrong = {name: why for name, why in problems.items() if why}
     if wrong:
         listing = "".join(f"\n  {root / name}: {why}" for name, why in wrong.items())

@@ -24,7 +24,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.data import Dataset
 
-from ..data.download import ensure_isbi2012
+from ..data.isbi2012_download import ensure_isbi2012
 from ..data.isbi2012 import ISBI2012Dataset, em_train_transform, held_out_split
 from ..em_metrics import EMScores
 from ..inference import context_margin, mirror_pad
