@@ -17,6 +17,8 @@ _EXPORTS: dict[str, str] = {
     "doctor": "environment",
     "pick_device": "environment",
     "has_dataset": "environment",
+    "set_threads": "environment",
+    "seed_everything": "environment",
     # model.py (lessons 01-04)
     "DoubleConv": "model",
     "Down": "model",

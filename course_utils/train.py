@@ -25,7 +25,6 @@ import dataclasses
 import json
 import math
 import os
-import random
 import shutil
 import sys
 import time
@@ -33,7 +32,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
@@ -45,7 +43,7 @@ from .data.sampling import EpochShuffle, SeededAugment  # noqa: F401 (also impor
 from .distributed import (Shard, ShardedEpochShuffle, all_reduce_sum, dist_info, init_distributed,  # noqa: F401
                           launched_by_torchrun)
 from .data.download import DownloadError
-from .environment import PROFILES, data_root, pick_device, profile
+from .environment import PROFILES, data_root, pick_device, profile, seed_everything, set_threads  # noqa: F401
 from .losses import BCEDiceLoss
 from .model import nearest_valid_sizes, output_length
 from .segdepth import to_device
@@ -569,25 +567,6 @@ def _summary_line(r: dict[str, float], epochs: int, is_best: bool) -> str:
 
 
 # ---------------------------------------------------------------------------- CLI
-
-
-def seed_everything(seed: int) -> None:
-    """Seed python, numpy and torch (weights init); data order and augmentation use their own seeds."""
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
-
-
-def set_threads(threads: int) -> None:
-    """Use `threads` CPU threads in torch (0: leave torch's default, one per core).
-
-    The quick profile uses 1: its small convolutions gain little from a second thread, and
-    when other programs keep the same cores busy, torch's threads wait for each other at every
-    operation. On a 2-core machine shared with other training jobs we measured 2 threads 20x
-    slower than 1 (4 vs 83 images/s at 64x96, base_channels 8).
-    """
-    if threads:
-        torch.set_num_threads(threads)
 
 
 def run(cfg: TrainConfig) -> Path:
