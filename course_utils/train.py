@@ -39,9 +39,8 @@ from tqdm.auto import tqdm
 
 from .checkpoint import (atomic_write, check_same_architecture, load_checkpoint, read_checkpoint, rng_states,
                          save_checkpoint, set_rng_states)
-from .data.sampling import EpochShuffle, SeededAugment  # noqa: F401 (also importable from here)
-from .distributed import (Shard, ShardedEpochShuffle, all_reduce_sum, dist_info, init_distributed,  # noqa: F401
-                          launched_by_torchrun)
+from .data.sampling import EpochShuffle, SeededAugment, Shard, ShardedEpochShuffle
+from .distributed import all_reduce_sum, dist_info, init_distributed, launched_by_torchrun
 from .data.download import DownloadError
 from .environment import PROFILES, data_root, pick_device, profile, seed_everything, set_threads  # noqa: F401
 from .losses import BCEDiceLoss

@@ -14,8 +14,8 @@ import torch
 
 from course_utils.data import make_toy_carvana, split_cars
 from course_utils.losses import BCEDiceLoss
-from course_utils.train import (EpochShuffle, ShardedEpochShuffle, Shard, TrainConfig, validate, load_checkpoint,
-                                main, make_loaders)
+from course_utils.data.sampling import EpochShuffle, Shard, ShardedEpochShuffle
+from course_utils.train import TrainConfig, validate, load_checkpoint, main, make_loaders
 
 
 def free_port() -> int:

@@ -4,6 +4,7 @@ run with any number of loader workers, sees exactly the same batches.
 """
 from __future__ import annotations
 
+import math
 import random
 
 import numpy as np
@@ -65,3 +66,36 @@ class SeededAugment(Dataset):
         if name == "dataset":  # not set yet (e.g. while unpickling in a worker)
             raise AttributeError(name)
         return getattr(self.dataset, name)
+
+
+class ShardedEpochShuffle(EpochShuffle):
+    """EpochShuffle for one of `world_size` processes: rank r takes every world_size-th entry,
+    from r, of the same (seed, epoch) permutation, so the shards are disjoint and together
+    cover the epoch. Like DistributedSampler, the permutation is padded with its own start to
+    a multiple of world_size, so every process runs the same number of steps (DDP needs that)."""
+
+    def __init__(self, data: Dataset, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+        super().__init__(data, seed)
+        self.rank, self.world_size = rank, world_size
+
+    def __iter__(self):
+        pairs = list(super().__iter__())
+        pairs += pairs[:len(self) * self.world_size - len(pairs)]
+        return iter(pairs[self.rank::self.world_size])
+
+    def __len__(self) -> int:
+        return math.ceil(self.n / self.world_size)
+
+
+class Shard(Sampler[int]):
+    """Indices rank, rank + world_size, ... of a dataset, in order and without padding: each
+    image is evaluated by exactly one process (shards may differ in length by one)."""
+
+    def __init__(self, data: Dataset, rank: int = 0, world_size: int = 1) -> None:
+        self.indices = list(range(rank, len(data), world_size))
+
+    def __iter__(self):
+        return iter(self.indices)
+
+    def __len__(self) -> int:
+        return len(self.indices)
