@@ -1,6 +1,6 @@
 """How fast is one training step of UNet(3, 1) with each speed option? (issue 4, lesson 06)
 
-Times forward + loss + backward + AdamW step (course_utils.train.train_step, the engine's own
+Times forward + loss + backward + AdamW step (course_utils.engine.train_step, the engine's own
 step) on random images, for: the float32 baseline, channels_last, mixed precision (bf16 on a
 CPU or a bf16-capable GPU, else fp16 with a GradScaler) and torch.compile. Each is printed as
 images/s and as a ratio to the baseline measured in the same run, on the device named.
@@ -19,7 +19,8 @@ import torch
 from course_utils.environment import pick_device
 from course_utils.losses import BCEDiceLoss
 from course_utils.model import UNet
-from course_utils.train import make_scaler, train_step
+from course_utils.engine import train_step
+from course_utils.precision import make_scaler
 
 
 def sync(device: torch.device) -> None:

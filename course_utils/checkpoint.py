@@ -22,7 +22,7 @@ from .model import model_from_config
 
 
 def rng_states() -> dict[str, Any]:
-    """torch, CUDA, python and numpy RNG states as tensors and plain lists (weights_only-safe)."""
+    """torch, CUDA, python and numpy RNG states as tensors and plain lists (weights_only-safe). Lesson 06."""
     version, internal, gauss = random.getstate()
     name, keys, pos, has_gauss, cached = np.random.get_state()
     return {
@@ -34,7 +34,7 @@ def rng_states() -> dict[str, Any]:
 
 
 def set_rng_states(states: dict[str, Any]) -> None:
-    """Inverse of rng_states()."""
+    """Inverse of rng_states(). Lesson 06."""
     torch.set_rng_state(states["torch"])
     if states.get("cuda") and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
@@ -45,7 +45,7 @@ def set_rng_states(states: dict[str, Any]) -> None:
 
 
 def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
-    """Write via a temp file in the same folder, then os.replace: a crash leaves the old file."""
+    """Write via a temp file in the same folder, then os.replace: a crash leaves the old file. Lesson 06."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -60,7 +60,7 @@ def atomic_write(path: Path, write: Callable[[Any], None]) -> None:
 
 
 def save_checkpoint(state: dict[str, Any], path: Path) -> None:
-    """torch.save `state` to `path` atomically."""
+    """torch.save `state` to `path` atomically. Lesson 06."""
     atomic_write(path, lambda f: torch.save(state, f))
 
 
@@ -74,6 +74,8 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, *, optimiz
 
     >>> model, ckpt = load_checkpoint("runs/quick-demo/best.pt")   # doctest: +SKIP
     >>> ckpt["epoch"], ckpt["best_dice"]                            # doctest: +SKIP
+
+    Lesson 06.
     """
     ckpt = read_checkpoint(path, map_location)
     if model is None:
@@ -89,7 +91,7 @@ def load_checkpoint(path: str | Path, model: nn.Module | None = None, *, optimiz
 
 
 def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The checkpoint dict at `path`, with clear errors for a missing or unreadable file."""
+    """The checkpoint dict at `path`, with clear errors for a missing or unreadable file. Lesson 06."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}; a run folder holds last.pt and best.pt.")
@@ -106,7 +108,7 @@ def read_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
 
 def check_same_architecture(ckpt: dict[str, Any], model: nn.Module, path: str | Path = "checkpoint") -> None:
-    """ValueError naming each constructor argument that differs between checkpoint and model."""
+    """ValueError naming each constructor argument that differs between checkpoint and model. Lesson 06."""
     theirs, ours = ckpt["model_config"], getattr(model, "config", None)
     if ours is not None:
         diffs = [f"checkpoint has {k}={theirs.get(k)!r}, model has {ours.get(k)!r}"
@@ -119,3 +121,48 @@ def check_same_architecture(ckpt: dict[str, Any], model: nn.Module, path: str | 
     if diffs:
         raise ValueError(f"{path} holds a different U-Net: " + "; ".join(diffs) + ". Build the model with "
                          "the checkpoint's settings, or let load_checkpoint(path) rebuild it.")
+
+
+def training_state(model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+                   scaler: torch.amp.GradScaler | None, *, epoch: int, best: float, score: str,
+                   history: list[dict], config: dict[str, Any], image_size: list[int]) -> dict[str, Any]:
+    """What a run's checkpoint holds: the weights and constructor arguments (enough to predict), the
+    optimizer, schedule, GradScaler and RNG states, epoch and history (enough to resume exactly), the
+    run's settings, its training image size, and the best held-out `score` so far. Lesson 06."""
+    state = dict(model=model.state_dict(), model_config=dict(getattr(model, "config", {})),
+                 optimizer=optimizer.state_dict(), scheduler=scheduler.state_dict(), epoch=epoch,
+                 best_score=best, score=score, history=history, config=config, image_size=list(image_size),
+                 rng=rng_states(), scaler=scaler.state_dict() if scaler is not None else {})
+    if score == "val_dice":
+        state["best_dice"] = best  # the name lessons 06-07 read
+    return state
+
+
+def restore_training_state(resume: str | Path | dict[str, Any], model: nn.Module, optimizer: torch.optim.Optimizer,
+                           scheduler: Any, scaler: torch.amp.GradScaler | None = None) -> dict[str, Any]:
+    """Put a training_state back (weights, optimizer, schedule, RNG states) and return it.
+
+    The GradScaler's state (its current loss scale) is restored only when both runs use one
+    (fp16): a run resumed on a device with another precision starts its own scale. Lesson 06."""
+    ckpt = resume if isinstance(resume, dict) else read_checkpoint(resume)
+    check_same_architecture(ckpt, model, resume if not isinstance(resume, dict) else "checkpoint")
+    model.load_state_dict(ckpt["model"])
+    optimizer.load_state_dict(ckpt["optimizer"])
+    scheduler.load_state_dict(ckpt["scheduler"])
+    if scaler is not None and scaler.is_enabled() and ckpt.get("scaler"):
+        scaler.load_state_dict(ckpt["scaler"])
+    set_rng_states(ckpt["rng"])
+    return ckpt
+
+
+def best_score(ckpt: dict[str, Any]) -> float | None:
+    """The best held-out score a run's checkpoint records (older files call it best_dice). Lesson 06."""
+    return ckpt.get("best_score", ckpt.get("best_dice"))
+
+
+def best_of(ckpt: dict[str, Any]) -> str:
+    """'Dice 0.9773', 'mIoU 0.4120' or 'Rand error 0.0812': the held-out score a checkpoint was
+    chosen by. Lesson 06."""
+    from .tasks import task_of_score  # here: the tasks import the data package, slow to import
+
+    return f"{task_of_score(ckpt.get('score', 'val_dice')).score_label} {best_score(ckpt):.4f}"

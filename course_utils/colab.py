@@ -30,7 +30,7 @@ COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
 def repository_url(pyproject: Path = REPO_ROOT / "pyproject.toml") -> str:
-    """The course's repository, from pyproject.toml's [project.urls] Repository."""
+    """The course's repository, from pyproject.toml's [project.urls] Repository. See README.md."""
     try:
         url = tomllib.loads(pyproject.read_text())["project"]["urls"]["Repository"]
     except (OSError, KeyError) as e:
@@ -43,17 +43,18 @@ def repository_url(pyproject: Path = REPO_ROOT / "pyproject.toml") -> str:
 
 
 def colab_url(repo_url: str, notebook: str, branch: str = "main") -> str:
-    """The address that opens notebooks/<notebook> of the repository in Colab."""
+    """The address that opens notebooks/<notebook> of the repository in Colab. Lesson 00."""
     return f"https://colab.research.google.com/github/{repo_url.removeprefix('https://github.com/')}" \
            f"/blob/{branch}/notebooks/{notebook}"
 
 
 def badge_source(repo_url: str, notebook: str) -> str:
+    """The "Open in Colab" badge, the first cell of every lesson, opening `notebook`. Lesson 00."""
     return f"[![Open In Colab]({COLAB_BADGE})]({colab_url(repo_url, notebook)})"
 
 
 def setup_source(repo_url: str) -> str:
-    """The first code cell of every lesson."""
+    """The set-up cell, the first code cell of every lesson. Lesson 00."""
     return f'''\
 # Set-up (lesson 00 explains). On Colab: install the course from its repository; with
 # USE_DRIVE = True the data sets live on your Google Drive and survive the session.
@@ -84,7 +85,7 @@ def _tagged(nb: nbformat.NotebookNode, tag: str) -> int | None:
 
 def stamp(nb: nbformat.NotebookNode, notebook: str, repo_url: str) -> nbformat.NotebookNode:
     """Put the badge first and the set-up cell right after the title cell (replacing earlier
-    ones: tagged cells, or an untagged first code cell that installs the course on Colab)."""
+    ones: tagged cells, or an untagged first code cell that installs the course on Colab). See README.md."""
     for tag in (BADGE_TAG, SETUP_TAG):
         if (i := _tagged(nb, tag)) is not None:
             del nb.cells[i]
@@ -100,7 +101,7 @@ def stamp(nb: nbformat.NotebookNode, notebook: str, repo_url: str) -> nbformat.N
 
 
 def problems(notebooks: Path, repo_url: str) -> list[str]:
-    """What differs from a freshly stamped notebook: one line per notebook and problem."""
+    """What differs from a freshly stamped notebook: one line per notebook and problem. See README.md."""
     found = []
     for path in sorted(notebooks.glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
@@ -117,11 +118,13 @@ _README_BADGE = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+
 
 
 def readme_with_badges(text: str, repo_url: str) -> str:
-    """README.md's text with every lesson badge pointing at `repo_url`."""
+    """README.md's text with every lesson badge pointing at `repo_url`. See README.md."""
     return _README_BADGE.sub(colab_url(repo_url, ""), text)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI: stamp the badge and set-up cell into every notebook and README.md's badges, or `--check`
+    them. See README.md."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.colab", description=__doc__.splitlines()[0])
     parser.add_argument("--notebooks", type=Path, default=REPO_ROOT / "notebooks", help="the lessons' folder")
     parser.add_argument("--check", action="store_true", help="only report notebooks that differ (exit 1 if any)")

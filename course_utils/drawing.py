@@ -26,7 +26,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, Rectangle
 
-from .model import UNet, count_parameters, trace_shapes
+from .inference import trace_shapes
+from .model import UNet, count_parameters
 
 INCH_PER_UNIT = 0.42  # figure scale when draw_unet makes its own figure
 GAP = 0.42  # horizontal space between boxes (holds an arrow and a rotated size label)
@@ -58,6 +59,8 @@ def draw_unet(model: UNet, input_size: tuple[int, int] | int, ax: plt.Axes | Non
     to the drawing. Returns the Figure (save it with ``fig.savefig("unet.png")``).
 
     >>> fig = draw_unet(UNet(1, 2, padding="valid", batch_norm=False), 572)  # the paper's figure
+
+    Lesson 04.
     """
     left, bottom, right, head = _feature_maps(model, input_size)
     layout = _Layout(left, bottom, right, head, _legend_entries(model))
@@ -297,7 +300,8 @@ def _title(model: UNet, size_in: tuple[int, int], size_out: tuple[int, int], wid
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Save the paper's network, drawn at 572 x 572, to the path given (default images/unet.png)."""
+    """Save the paper's network, drawn at 572 x 572, to the path given (default images/unet.png,
+    the figure of README.md). README.md."""
     argv = sys.argv[1:] if argv is None else argv
     path = Path(argv[0] if argv else "images/unet.png")
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -120,7 +120,7 @@ def _pairs(sizes: np.ndarray) -> int:
 
 
 def rand_scores(pred: Array, target: Array) -> dict[str, float | int]:
-    """Foreground-restricted Rand scores of a predicted cell mask against the true one. Lesson 10.
+    """Foreground-restricted Rand scores of a predicted cell mask against the true one.
 
     Returns rand_error (1 - F-score of precision and recall, see the module docstring), precision,
     recall, n_true_cells, n_pred_cells. Both inputs are masks; cells are labelled here. A stack
@@ -143,6 +143,8 @@ def rand_scores(pred: Array, target: Array) -> dict[str, float | int]:
     >>> truth = np.array([[255, 255, 0, 255, 255]] * 4)    # two cells of 8 pixels
     >>> rand_scores(np.full((4, 5), 255), truth)["rand_error"]   # predicted as one: 4/11
     0.36363636363636365
+
+    Lesson 10.
     """
     p, t = _pair(pred, target)
     true_labels, pred_labels = _cells_stack(t), _cells_stack(p)
@@ -232,7 +234,7 @@ class EMScores:
     """Held-out loss, pixel error, Rand error and Dice of the cells, slice by slice, summed so a
     process group can add its parts (`sums`, `load_sums`) before `compute` (the held-out interface
     of course_utils.tasks, as segdepth.HeldOutScores). Each item the loader gives is one "slice": give whole
-    512 x 512 slices for the challenge's numbers (a crop cuts cells at its border). Lesson 10.
+    512 x 512 slices for the challenge's numbers (a crop cuts cells at its border).
 
     compute() gives the errors at `threshold` (val_pixel_error, val_rand_error) and, as the
     leaderboard scored, each at its best of `thresholds` (val_pixel_error_best,
@@ -242,6 +244,8 @@ class EMScores:
     >>> scores = EMScores()
     >>> scores.update(logits, {"mask": masks, "weight": w}, loss=0.3)   # (B, 1, H, W) each
     >>> scores.compute()["val_rand_error"]
+
+    Lesson 10.
     """
 
     def __init__(self, threshold: float = 0.5, thresholds: Sequence[float] = LEADERBOARD_THRESHOLDS) -> None:
@@ -271,15 +275,17 @@ class EMScores:
         self.dice_sum += dice_score(pred, truth, reduction="none").sum().item()
         self.loss_sum, self.n = self.loss_sum + loss * len(probs), self.n + len(probs)
 
-    def sums(self) -> list[float]:
-        return [self.loss_sum, self.n, self.pixel_sum, self.rand_sum, self.dice_sum, *self.pixel_at, *self.rand_at]
+    def sums(self) -> dict[str, torch.Tensor]:
+        """The number of slices as int64; the sums of errors (per slice, and per threshold) as float64."""
+        f64 = dict(dtype=torch.float64)
+        return {"n": torch.tensor([self.n], dtype=torch.int64),
+                "scores": torch.tensor([self.loss_sum, self.pixel_sum, self.rand_sum, self.dice_sum], **f64),
+                "pixel_at": torch.tensor(self.pixel_at, **f64), "rand_at": torch.tensor(self.rand_at, **f64)}
 
-    def load_sums(self, values: Sequence[float]) -> None:
-        values = [float(v) for v in values]
-        self.loss_sum, n, self.pixel_sum, self.rand_sum, self.dice_sum = values[:5]
-        k = len(self.thresholds)
-        self.pixel_at, self.rand_at = values[5:5 + k], values[5 + k:5 + 2 * k]
-        self.n = int(round(n))
+    def load_sums(self, sums: dict[str, torch.Tensor]) -> None:
+        self.n = int(sums["n"][0])
+        self.loss_sum, self.pixel_sum, self.rand_sum, self.dice_sum = sums["scores"].tolist()
+        self.pixel_at, self.rand_at = sums["pixel_at"].tolist(), sums["rand_at"].tolist()
 
     def compute(self) -> dict[str, float]:
         n = max(self.n, 1)
@@ -313,12 +319,12 @@ def _grey(images: Array, name: str) -> np.ndarray:
 
 
 def baseline_scores(train_images: Array, train_labels: Array, images: Array, labels: Array) -> dict[str, dict]:
-    """Trivial predictions scored on held-out slices (mean per-slice pixel and Rand error). Lesson 10.
+    """Trivial predictions scored on held-out slices (mean per-slice pixel and Rand error).
 
     "all cell": 255 everywhere (pixel error = the share of membrane; one giant cell).
     "grey threshold": cell where the grey value > t, t chosen on the training slices to give the
     fewest wrong pixels (cells are brighter than membranes), then applied to the held-out slices.
-    Each entry: pixel_error, rand_error, threshold (None for "all cell"), n_slices.
+    Each entry: pixel_error, rand_error, threshold (None for "all cell"), n_slices. Lesson 10.
     """
     train_images, images = _grey(train_images, "train_images"), _grey(images, "images")
     train_cells = _values(_stack(train_labels, "train_labels"), "train_labels")
@@ -339,14 +345,14 @@ def baseline_scores(train_images: Array, train_labels: Array, images: Array, lab
 
 
 def split_merge(pred: Array, target: Array, min_pixels: int = 50, min_fraction: float = 0.1) -> dict[str, Any]:
-    """Count merged and split cells of one slice, for the lesson and the viewer. Lesson 10.
+    """Count merged and split cells of one slice, for the lesson and the viewer.
 
     A predicted cell and a true cell overlap substantially when they share at least `min_pixels`
     pixels and at least `min_fraction` of the smaller of the two: a predicted cell that spills a
     pixel or two over a membrane into its neighbour is not a merge. merged: predicted cells that
     substantially overlap 2+ true cells; split: true cells substantially overlapped by 2+
     predicted cells. merged_cells / split_cells list their labels in cell labels of pred / target
-    (4-connected components, as rand_scores labels them), e.g. to colour them.
+    (4-connected components, as rand_scores labels them), e.g. to colour them. Lesson 10.
     """
     p, t = _pair(pred, target)
     if p.ndim != 2:

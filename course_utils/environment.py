@@ -25,19 +25,19 @@ DATASETS: dict[str, tuple[str, str]] = {
 
 
 def data_root() -> Path:
-    """The one folder holding every data set: $UNET_COURSE_DATA, else ./data at the repo root."""
+    """The one folder holding every data set: $UNET_COURSE_DATA, else ./data at the repo root. Lesson 00."""
     env = os.environ.get("UNET_COURSE_DATA")
     return Path(env).expanduser().resolve() if env else REPO_ROOT / "data"
 
 
 def has_dataset(name: str, root: Path | None = None) -> bool:
-    """True when data set `name` (a key of DATASETS) is laid out under the data root."""
+    """True when data set `name` (a key of DATASETS) is laid out under the data root. Lesson 05."""
     marker, _ = DATASETS[name]
     return ((root or data_root()) / name / marker).is_file()
 
 
 def has_gpu() -> bool:
-    """True when CUDA is usable. Imports torch lazily so `profile()` stays cheap."""
+    """True when CUDA is usable. Imports torch lazily so `profile()` stays cheap. Lesson 00."""
     import torch
 
     return torch.cuda.is_available()
@@ -47,7 +47,7 @@ def profile(dataset: str = "carvana") -> str:
     """'quick' (CPU, toy data, narrow nets) or 'full' (GPU and real data, paper sizes).
 
     $UNET_COURSE_PROFILE=quick|full overrides the automatic choice. The profile changes sizes
-    and counts, never which code runs.
+    and counts, never which code runs. Lesson 00.
     """
     forced = os.environ.get("UNET_COURSE_PROFILE", "").strip().lower()
     if forced:
@@ -60,7 +60,7 @@ def profile(dataset: str = "carvana") -> str:
 
 
 def pick_device(prefer: str | None = None) -> "torch.device":  # noqa: F821
-    """The best device here: CUDA, then Apple MPS, then CPU; `prefer` ('cpu', 'cuda', ...) wins."""
+    """The best device here: CUDA, then Apple MPS, then CPU; `prefer` ('cpu', 'cuda', ...) wins. Lesson 06."""
     import torch
 
     if prefer:
@@ -119,7 +119,7 @@ def doctor(print_report: bool = True) -> dict:
     """Check this machine for the course: device, GPU, RAM, versions, data present, profile.
 
     Prints a short report (what is missing comes with the command that fixes it) and
-    returns the same facts as a dict so a notebook can assert on them.
+    returns the same facts as a dict so a notebook can assert on them. Lesson 00.
     """
     import torch
 

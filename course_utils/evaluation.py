@@ -12,63 +12,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, SequentialSampler, Subset
 
-from .metrics import ConfusionMatrix, dice_score, iou_score, overlap_counts
-from .train import forward
-
-
-def model_device(model: nn.Module) -> torch.device:
-    """Where the model's weights live (the CPU for a model without any)."""
-    for t in list(model.parameters()) + list(model.buffers()):
-        return t.device
-    return torch.device("cpu")
-
-
-def _model_dtype(model: nn.Module) -> torch.dtype:
-    for p in model.parameters():
-        if p.is_floating_point():
-            return p.dtype
-    return torch.float32
-
-
-def _probabilities(logits: torch.Tensor) -> torch.Tensor:
-    """sigmoid for one channel (car vs background), softmax over channels otherwise."""
-    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
-
-
-@torch.no_grad()
-def predict_probabilities(model: nn.Module, images: torch.Tensor, *, tta: bool = False,
-                          amp_dtype: torch.dtype | None = None, channels: slice | None = None) -> torch.Tensor:
-    """Probabilities, float32 on the CPU, for images (N, C_in, H, W): sigmoid (N, 1, H, W) for a
-    one-channel model, softmax (N, C, H, W) otherwise. Lesson 07.
-
-    Runs on the model's device in eval mode under no_grad (train mode is restored after).
-    tta=True also predicts the horizontally mirrored images, mirrors those back and averages the
-    two probabilities: a cheap test-time augmentation for data that looks the same mirrored.
-    amp_dtype: autocast dtype (torch.bfloat16 / torch.float16 on a GPU), None for float32.
-    channels: the output channels that hold the scores, e.g. slice(0, 13) for a model whose
-    last channel is depth; None: all of them. A model returning {"seg", "depth"} (TwoHeadUNet,
-    lesson 08) is scored on its "seg" output.
-    """
-    images = torch.as_tensor(images)
-    if images.ndim != 4:
-        raise ValueError(f"expected a batch of images (N, C, H, W), got shape {tuple(images.shape)}; "
-                         "for one image use image.unsqueeze(0).")
-    images = images.to(model_device(model), _model_dtype(model))
-    was_training = model.training
-    model.eval()
-    try:
-        pick = channels if channels is not None else slice(None)
-
-        def scores(x: torch.Tensor) -> torch.Tensor:
-            out = forward(model, x, amp_dtype)
-            return (out["seg"] if isinstance(out, dict) else out)[:, pick]  # TwoHeadUNet: its class scores
-
-        probs = _probabilities(scores(images))
-        if tta:
-            probs = (probs + _probabilities(scores(images.flip(-1))).flip(-1)) / 2
-    finally:
-        model.train(was_training)
-    return probs.float().cpu()
+from .metrics import BinaryMetrics, ConfusionMatrix, dice_score
+from .inference import predict_probabilities
 
 
 # ---------------------------------------------------------------------------- per-image records (lesson 07)
@@ -113,26 +58,24 @@ def _binary_batches(model: nn.Module, loader: DataLoader, tta: bool, amp_dtype: 
 
 def evaluate(model: nn.Module, loader: DataLoader, *, threshold: float = 0.5, tta: bool = False,
              amp_dtype: torch.dtype | None = None) -> list[dict]:
-    """One record per image, in the dataset's order, for a one-channel (binary) model. Lesson 07.
+    """One record per image, in the dataset's order, for a one-channel (binary) model.
 
     Each record holds plain Python values, ready to sort, tabulate or plot: index (position in
     the dataset), id (`dataset.ids[index]` when the dataset has ids, else the index), dice, iou,
     foreground and predicted_foreground (fractions of the image), true_positives,
     false_positives, false_negatives and pixels (counts). The prediction is
     probability > threshold; tta averages in the mirrored image's prediction.
-    The loader must not shuffle (else ids would not match): DataLoader(dataset, shuffle=False).
+    The loader must not shuffle (else ids would not match): DataLoader(dataset, shuffle=False). Lesson 07.
     """
     _check_sequential(loader, "evaluate")
-    id_of, records = _id_of(loader.dataset), []
+    id_of, records, metrics = _id_of(loader.dataset), [], BinaryMetrics()
     for probs, masks in _binary_batches(model, loader, tta, amp_dtype):
-        pred = probs > threshold
-        c = {k: v.tolist() for k, v in overlap_counts(pred, masks).items()}
-        dice, iou = dice_score(pred, masks, "none").tolist(), iou_score(pred, masks, "none").tolist()
+        per_image = {k: v.tolist() for k, v in metrics.update(probs > threshold, masks).items()}
         pixels = masks[0].numel()
-        for j in range(len(pred)):
+        for j in range(len(masks)):
             i = len(records)
-            tp, fp, fn = c["tp"][j], c["fp"][j], c["fn"][j]
-            records.append({"index": i, "id": id_of(i), "dice": dice[j], "iou": iou[j],
+            tp, fp, fn = per_image["tp"][j], per_image["fp"][j], per_image["fn"][j]
+            records.append({"index": i, "id": id_of(i), "dice": per_image["dice"][j], "iou": per_image["iou"][j],
                             "foreground": (tp + fn) / pixels, "predicted_foreground": (tp + fp) / pixels,
                             "true_positives": tp, "false_positives": fp, "false_negatives": fn, "pixels": pixels})
     return records
@@ -153,16 +96,16 @@ def summarize(records: list[dict]) -> dict[str, float | int | str]:
 
 
 def default_thresholds() -> list[float]:
-    """0.05, 0.10, ..., 0.95."""
+    """The thresholds threshold_sweep tries by default: 0.05, 0.10, ..., 0.95. Lesson 07."""
     return [round(0.05 * k, 2) for k in range(1, 20)]
 
 
 def threshold_sweep(model: nn.Module, loader: DataLoader, thresholds: Sequence[float] | None = None, *,
                     tta: bool = False, amp_dtype: torch.dtype | None = None) -> dict:
-    """Mean per-image Dice (Kaggle) at each threshold, from one forward pass per batch. Lesson 07.
+    """Mean per-image Dice (Kaggle) at each threshold, from one forward pass per batch.
 
     Returns thresholds, dice (one per threshold), best_threshold, best_dice, n_images. Ties go to
-    the threshold nearest 0.5. Choose the threshold on validation images, never on the test set.
+    the threshold nearest 0.5. Choose the threshold on validation images, never on the test set. Lesson 07.
     """
     thresholds = [float(t) for t in (default_thresholds() if thresholds is None else thresholds)]
     if not thresholds or not all(0 <= t <= 1 for t in thresholds):
@@ -188,13 +131,13 @@ def evaluate_segmentation(model: nn.Module, loader: DataLoader, num_classes: int
                           tta: bool = False, amp_dtype: torch.dtype | None = None,
                           channels: slice | None = None) -> dict:
     """Scores of a multi-class model (class scores (N, C, H, W)) over a loader of (image, labels),
-    labels (N, H, W) or a dict whose "seg" holds them (NYUv2Dataset with several tasks). Lesson 08.
+    labels (N, H, W) or a dict whose "seg" holds them (NYUv2Dataset with several tasks).
     channels: which output channels are the class scores, e.g. slice(0, 13) when a depth channel
     follows them; default all.
 
     One confusion matrix summed over every labelled pixel (labels == ignore_index skipped), so
     the scores are exact for the whole set: confusion_matrix ((C, C) int64 tensor, rows true),
-    iou_per_class, mean_iou (over classes present), pixel_accuracy, mean_accuracy, n_images.
+    iou_per_class, mean_iou (over classes present), pixel_accuracy, mean_accuracy, n_images. Lesson 08.
     """
     cm = ConfusionMatrix(num_classes, ignore_index)
     n = 0

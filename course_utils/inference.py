@@ -1,20 +1,15 @@
-"""Overlap-tile inference: a whole image of any size through a U-Net, one tile at a time (lesson 07).
-
-The paper (Section 2, Figure 2) segments large images by sliding the network over them: each
-tile's output covers only the tile's centre, the tile's border gives the context, and where the
-image ends that context is filled by mirroring the image. Tiles move in steps that are a
-multiple of 2**depth, the network's pooling period, so every tile sees the same pooling grid:
-
-- for the paper's unpadded ("valid") network the tiled result equals ONE pass over the whole
-  mirror-padded image (to float rounding): the output tiles simply sit side by side (with
-  upsampling="bilinear" only nearly: bilinear upsampling clamps at each feature map's edge);
-- for a "same"-padded network each tile's own zero padding makes its border pixels worse, so
-  tiles overlap and only each tile's centre is kept.
+"""Running a trained model, in one place: eval mode without gradients (`evaluating`), the
+precision-aware `forward` that training shares, `predict_probabilities` for batches,
+overlap-tile inference for images of any size (`predict_tiled`, the paper's Figure 2, over the
+grid of course_utils.tiling), test-time augmentation (`averaged_over` the image's mirror, or its 8
+rotations and flips), whole EM stacks (`predict_stack`), and `trace_shapes`, which runs a zero
+tile to record each stage's shape. Evaluation, the viewer, the figures and the predict CLI all
+run models through here.
 
 Memory on the device is bounded by the tile (times `batch_size`), not by the image, so a
-1918 x 1280 Carvana photo runs on a small GPU. `tile_grid` returns the tiles so lesson 07 can
-draw them; `predict_tiled` runs them, optionally averaged over the image's 8 rotations and flips
-(tta=True); `predict_stack` runs every slice of an EM stack (lesson 10).
+1918 x 1280 Carvana photo runs on a small GPU. For the paper's unpadded ("valid") network the
+tiled result equals ONE pass over the whole mirror-padded image (to float rounding); a
+"same"-padded network's tiles overlap and only each tile's centre is kept. Lessons 02, 07, 10.
 
 >>> from course_utils import UNet
 >>> net = UNet(3, 1, base_channels=4, depth=2, padding="valid", batch_norm=False)
@@ -23,191 +18,139 @@ torch.Size([1, 37, 53])
 """
 from __future__ import annotations
 
-import math
-from typing import NamedTuple
+from contextlib import contextmanager
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 from torch import nn
 
-from .model import nearest_valid_sizes, output_length
+from .tiling import mirror_pad, stack_overlap, tile_grid
 
-__all__ = ["Box", "Tile", "mirror_pad", "tile_grid", "predict_tiled", "predict_stack", "covering_tile_size",
-           "context_margin", "DIHEDRAL"]
-
-
-class Box(NamedTuple):
-    """A rectangle in image pixels: rows top..bottom-1, columns left..right-1 (may reach outside)."""
-
-    top: int
-    left: int
-    bottom: int
-    right: int
-
-    @property
-    def height(self) -> int:
-        return self.bottom - self.top
-
-    @property
-    def width(self) -> int:
-        return self.right - self.left
+# ---------------------------------------------------------------------------- one forward pass
 
 
-class Tile(NamedTuple):
-    """One network pass of the overlap-tile grid, all boxes in the image's own coordinates.
+@contextmanager
+def evaluating(model: nn.Module) -> Iterator[nn.Module]:
+    """Inside: the model in eval mode (BatchNorm's running statistics, no dropout) and no gradients
+    kept; after: its own train/eval mode back, so a notebook can predict in the middle of training.
+    Lesson 07."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        model.train(was_training)
 
-    input_box: what the network reads (tile_size); parts outside the image are mirrored.
-    output_box: where its whole output lands (smaller than input_box for a valid network).
-    keep_box: the part of the output written to the result; the keep boxes of a grid cover
-        the image exactly once.
+
+def forward(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | None = None,
+            channels_last: bool = False) -> torch.Tensor:
+    """The model's logits in float32: computed under autocast(amp_dtype), images in channels_last
+    if asked. Losses and metrics then work in float32, where sums over many pixels stay exact. Lesson 06."""
+    if channels_last:
+        images = images.contiguous(memory_format=torch.channels_last)
+    with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
+        logits = model(images)
+    if isinstance(logits, dict):  # the two-headed U-Net (lesson 08)
+        return {k: v.float() for k, v in logits.items()}
+    return logits.float()
+
+
+# ---------------------------------------------------------------------------- test-time augmentation
+
+# Views of an image as (quarter turns k, mirrored): FLIP is the image and its left-right mirror
+# (a car photo's up stays up); DIHEDRAL all 4 turns with and without the mirror (an EM slice has
+# no "up", so each of the 8 copies is a fair view of it). (0, False) is the image itself.
+FLIP: tuple[tuple[int, bool], ...] = ((0, False), (0, True))
+DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
+
+
+def turn(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """(..., H, W) mirrored left-right when flip, then turned k quarter turns counter-clockwise. Lessons 07 and 10."""
+    return torch.rot90(image.flip(-1) if flip else image, k, dims=(-2, -1))
+
+
+def turn_back(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
+    """The inverse of turn: a prediction of the turned image, put back in the image's place. Lessons 07 and 10."""
+    back = torch.rot90(image, -k, dims=(-2, -1))
+    return back.flip(-1) if flip else back
+
+
+def averaged_over(views: tuple[tuple[int, bool], ...], predict: Callable[[torch.Tensor, int], torch.Tensor],
+                  image: torch.Tensor) -> torch.Tensor:
+    """Test-time augmentation: the mean of predict(turned image, k), each turned back into place.
+    predict gets the quarter turns k too (a (h, w) tile is (w, h) for an odd k). Lessons 07, 10."""
+    total = None
+    for k, flip in views:
+        out = turn_back(predict(turn(image, k, flip), k), k, flip)
+        total = out if total is None else total + out
+    return total / len(views)
+
+
+def _swapped(value, k: int):
+    """A (h, w) pair for the image turned k quarter turns: swapped when k is odd."""
+    return tuple(reversed(value)) if k % 2 and isinstance(value, (tuple, list)) else value
+
+
+# ---------------------------------------------------------------------------- batches
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """Where the model's weights live (the CPU for a model without any). Lesson 07."""
+    for t in list(model.parameters()) + list(model.buffers()):
+        return t.device
+    return torch.device("cpu")
+
+
+def model_dtype(model: nn.Module) -> torch.dtype:
+    """The floating dtype of the model's weights (float32 for a model without any). Lesson 07."""
+    for p in model.parameters():
+        if p.is_floating_point():
+            return p.dtype
+    return torch.float32
+
+
+def _probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """sigmoid for one channel (car vs background), softmax over channels otherwise."""
+    return torch.sigmoid(logits) if logits.shape[1] == 1 else torch.softmax(logits, dim=1)
+
+
+def predict_probabilities(model: nn.Module, images: torch.Tensor, *, tta: bool = False,
+                          amp_dtype: torch.dtype | None = None, channels: slice | None = None) -> torch.Tensor:
+    """Probabilities, float32 on the CPU, for images (N, C_in, H, W): sigmoid (N, 1, H, W) for a
+    one-channel model, softmax (N, C, H, W) otherwise.
+
+    Runs on the model's device in eval mode under no_grad (train mode is restored after).
+    tta=True also predicts the horizontally mirrored images, mirrors those back and averages the
+    two probabilities: a cheap test-time augmentation for data that looks the same mirrored.
+    amp_dtype: autocast dtype (torch.bfloat16 / torch.float16 on a GPU), None for float32.
+    channels: the output channels that hold the scores, e.g. slice(0, 13) for a model whose
+    last channel is depth; None: all of them. A model returning {"seg", "depth"} (TwoHeadUNet,
+    lesson 08) is scored on its "seg" output. Lesson 07.
     """
+    images = torch.as_tensor(images)
+    if images.ndim != 4:
+        raise ValueError(f"expected a batch of images (N, C, H, W), got shape {tuple(images.shape)}; "
+                         "for one image use image.unsqueeze(0).")
+    images = images.to(model_device(model), model_dtype(model))
+    pick = channels if channels is not None else slice(None)
 
-    input_box: Box
-    output_box: Box
-    keep_box: Box
+    def probabilities(x: torch.Tensor, k: int = 0) -> torch.Tensor:
+        out = forward(model, x, amp_dtype)
+        return _probabilities((out["seg"] if isinstance(out, dict) else out)[:, pick])  # TwoHeadUNet: its classes
 
-
-# ---------------------------------------------------------------------------- mirroring
-
-
-def mirror_index(n: int, start: int, stop: int) -> torch.Tensor:
-    """Indices into an axis of length n for positions start..stop-1, reflected at the ends.
-
-    Position -1 reads 1, position n reads n-2 (the edge pixel is not repeated, like numpy's
-    "reflect" and torch's "reflect" padding), and the reflection repeats, so any pad works,
-    even one longer than the axis. An axis of length 1 repeats its only pixel.
-    """
-    pos = torch.arange(start, stop)
-    if n == 1:
-        return torch.zeros_like(pos)
-    period = 2 * (n - 1)
-    pos = pos.remainder(period)  # in 0..period-1; the second half runs back down
-    return torch.where(pos < n, pos, period - pos)
+    with evaluating(model):
+        probs = averaged_over(FLIP, probabilities, images) if tta else probabilities(images)
+    return probs.float().cpu()
 
 
-def mirror_pad(image: torch.Tensor, top: int, bottom: int, left: int, right: int) -> torch.Tensor:
-    """image (..., H, W) padded by mirroring to (..., top + H + bottom, left + W + right).
-
-    Unlike torch.nn.functional.pad(mode="reflect"), a pad may exceed the image side: the
-    reflection repeats (see mirror_index). The paper fills missing context this way (Fig. 2).
-    """
-    if min(top, bottom, left, right) < 0:
-        raise ValueError(f"pads must be 0 or more, got top={top}, bottom={bottom}, left={left}, right={right}.")
-    h, w = image.shape[-2:]
-    rows = mirror_index(h, -top, h + bottom).to(image.device)
-    cols = mirror_index(w, -left, w + right).to(image.device)
-    return image.index_select(-2, rows).index_select(-1, cols)
+# ---------------------------------------------------------------------------- images of any size
 
 
-# ---------------------------------------------------------------------------- the tile grid
-
-
-def _geometry(model: nn.Module) -> tuple[int, str]:
-    config = getattr(model, "config", None)
-    if not config or "depth" not in config or "padding" not in config:
-        raise TypeError("predict_tiled needs a course U-Net (course_utils.UNet, which has .config with depth "
-                        f"and padding); got {type(model).__name__}.")
-    return int(config["depth"]), config["padding"]
-
-
-def context_margin(depth: int) -> int:
-    """The valid network's (input - output) / 2: the mirrored context a tile needs around its
-    output (92 for the paper's depth 4, 44 for depth 3, 20 for depth 2). A pixel's receptive field
-    reaches up to context_margin + 2**depth - 1 px to one side (its place in the pooling grid
-    shifts it), so in a same-padded network only pixels that far inside a tile are untouched by the
-    tile's zero padding: an overlap of 2 * (context_margin + 2**depth) makes tiling exact there."""
-    n = next(n for n in range(1, 2 ** (depth + 3) * 8) if output_length(n, depth, "valid"))
-    return (n - output_length(n, depth, "valid")) // 2
-
-
-def _pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
-    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
-    if len(pair) != 2 or any(int(v) != v for v in pair):
-        raise ValueError(f"{name} must be one whole number or two (height, width), got {value!r}.")
-    return int(pair[0]), int(pair[1])
-
-
-def _check_tile(n: int, depth: int, padding: str) -> int:
-    """Output length of a tile side n; ValueError naming sizes that work when n cannot be a tile."""
-    step = 2**depth
-    out = output_length(n, depth, padding)
-    if out is None:
-        near = " or ".join(str(s) for s in nearest_valid_sizes(n, depth, padding) if s is not None)
-        raise ValueError(f"tile_size {n} does not fit UNet(padding={padding!r}, depth={depth}); "
-                         f"nearest tile sizes that work: {near}.")
-    if out < step:
-        smallest = next(m for m in range(n, n + 64 * step) if (output_length(m, depth, padding) or 0) >= step)
-        raise ValueError(f"tile_size {n} gives a {out}-pixel output, less than the {step} pixels (2**depth) "
-                         f"tiles move by; use tile_size {smallest} or more.")
-    return out
-
-
-def _default_overlap(out: int, depth: int, padding: str) -> int:
-    """Valid: 0 (the outputs fit side by side). Same: a quarter of the tile, rounded to a
-    multiple of 2**(depth+1) so that half of it, the border dropped on each side, is a whole step."""
-    if padding == "valid":
-        return 0
-    unit = 2 ** (depth + 1)
-    return min(int(out / 4 / unit + 0.5) * unit, out - 2**depth)
-
-
-def _axis(n: int, tile: int, out: int, overlap: int, depth: int) -> list[tuple[int, int, int, int]]:
-    """Tiles along one axis of length n: (input start, output start, keep start, keep stop).
-
-    stride = the largest multiple of 2**depth <= out - overlap; tile k keeps k*stride..(k+1)*stride
-    and its output starts `a` earlier, a = half the real overlap rounded down to a multiple of
-    2**depth, so every input starts at a multiple of 2**depth minus the context margin.
-    """
-    step = 2**depth
-    stride = (out - overlap) // step * step
-    if overlap < 0 or stride <= 0:
-        raise ValueError(f"overlap {overlap} leaves no room to move: a tile's output is {out} pixels and tiles "
-                         f"move in steps of 2**depth = {step}; use an overlap from 0 to {out - step}.")
-    a = (out - stride) // 2 // step * step
-    margin = (tile - out) // 2
-    return [(k * stride - a - margin, k * stride - a, k * stride, min((k + 1) * stride, n))
-            for k in range(math.ceil(n / stride))]
-
-
-def tile_grid(height: int, width: int, model: nn.Module, tile_size: int | tuple[int, int],
-              overlap: int | tuple[int, int] | None = None) -> list[Tile]:
-    """The overlap-tile grid that predict_tiled runs over a height x width image (row by row).
-
-    tile_size: the network's input tile, one side or (h, w); must be a size the model takes.
-    overlap: output pixels shared by neighbouring tiles, one value or (h, w). Default: 0 for a
-        valid network (nothing to repair), a quarter of the tile for a same-padded one. Tiles move
-        by the largest multiple of 2**depth that leaves at least this overlap.
-    """
-    depth, padding = _geometry(model)
-    tiles = _pair(tile_size, "tile_size")
-    outs = [_check_tile(t, depth, padding) for t in tiles]
-    overlaps = [_default_overlap(o, depth, padding) for o in outs] if overlap is None else _pair(overlap, "overlap")
-    rows = _axis(int(height), tiles[0], outs[0], overlaps[0], depth)
-    cols = _axis(int(width), tiles[1], outs[1], overlaps[1], depth)
-    return [Tile(Box(r_in, c_in, r_in + tiles[0], c_in + tiles[1]),
-                 Box(r_out, c_out, r_out + outs[0], c_out + outs[1]),
-                 Box(r0, c0, r1, c1))
-            for r_in, r_out, r0, r1 in rows for c_in, c_out, c0, c1 in cols]
-
-
-def covering_tile_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
-    """The smallest tile whose output covers height x width: one pass over the whole image
-    (mirror-padded to fit) is predict_tiled(model, image, covering_tile_size(...), overlap=0)."""
-    depth, padding = _geometry(model)
-
-    def cover(n: int) -> int:
-        need = max(n, 2**depth)
-        return next(m for m in range(need, need + 64 * 2**depth) if (output_length(m, depth, padding) or 0) >= need)
-
-    return cover(int(height)), cover(int(width))
-
-
-# ---------------------------------------------------------------------------- running the tiles
-
-
-def _as_chw(image, channels: int) -> torch.Tensor:
+def as_chw(image, channels: int) -> torch.Tensor:
     """(C, H, W) float tensor from (C, H, W), (1, C, H, W), or a uint8 (H, W, C) array / (C, H, W) tensor;
-    a one-channel model also takes an (H, W) array (a greyscale EM slice as read_stack gives)."""
+    a one-channel model also takes an (H, W) array (a greyscale EM slice as read_stack gives). Lessons 07 and 10."""
     if isinstance(image, np.ndarray):
         if image.ndim == 2 and channels == 1:
             image = image[..., None]
@@ -226,31 +169,10 @@ def _as_chw(image, channels: int) -> torch.Tensor:
     return image.float().div(255) if image.dtype == torch.uint8 else image.float()
 
 
-# The dihedral group: 4 quarter turns, each with and without a left-right mirror. An EM slice has
-# no "up", so each of the 8 copies is a fair view of it; (0, False) is the image itself.
-DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, True) for k in range(4))
-
-
-def _turn(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """(..., H, W) mirrored left-right when flip, then turned k quarter turns counter-clockwise."""
-    return torch.rot90(image.flip(-1) if flip else image, k, dims=(-2, -1))
-
-
-def _turn_back(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """The inverse of _turn: a prediction of the turned image, put back in the image's place."""
-    back = torch.rot90(image, -k, dims=(-2, -1))
-    return back.flip(-1) if flip else back
-
-
-def _swapped(value, k: int):
-    """A (h, w) pair for the image turned k quarter turns: swapped when k is odd."""
-    return tuple(reversed(value)) if k % 2 and isinstance(value, (tuple, list)) else value
-
-
 def predict_tiled(model: nn.Module, image: torch.Tensor, tile_size: int | tuple[int, int],
                   overlap: int | tuple[int, int] | None = None, *, batch_size: int = 4,
-                  amp_dtype: torch.dtype | None = None, tta: bool = False) -> torch.Tensor:
-    """Logits (out_channels, H, W), float32 on the CPU, for one image of any size (lesson 07).
+                  amp_dtype: torch.dtype | None = None, tta: bool | str = False) -> torch.Tensor:
+    """Logits (out_channels, H, W), float32 on the CPU, for one image of any size.
 
     image: (3, H, W) or (1, 3, H, W) float in [0, 1] as CarvanaDataset gives (a uint8 tensor or a
         uint8 (H, W, 3) array is scaled by 1/255); for a one-channel model a (1, H, W) slice or a
@@ -261,28 +183,21 @@ def predict_tiled(model: nn.Module, image: torch.Tensor, tile_size: int | tuple[
         (DIHEDRAL), each copy is tiled and predicted, put back in place, and the LOGITS are averaged,
         so the result is still logits. The paper averaged 7 rotated copies of each EM slice (Section
         4); the dihedral group has 8 (the image itself among them). For (h, w) tiles, a turned copy
-        uses (w, h). Lesson 10.
+        uses (w, h). tta="flip": only the image and its left-right mirror (2x the work).
 
     The model runs in eval mode without gradients; its train/eval mode is restored afterwards.
-    For a valid network the result equals one pass over the mirror-padded whole image.
+    For a valid network the result equals one pass over the mirror-padded whole image. Lessons 07 and 10.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be 1 or more, got {batch_size}.")
-    image = _as_chw(image, model.config["in_channels"])
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            if not tta:
-                return _run_tiles(model, image, tile_size, overlap, batch_size, amp_dtype)
-            total = torch.zeros(model.config["out_channels"], *image.shape[-2:])
-            for k, flip in DIHEDRAL:
-                logits = _run_tiles(model, _turn(image, k, flip), _swapped(tile_size, k), _swapped(overlap, k),
-                                    batch_size, amp_dtype)
-                total += _turn_back(logits, k, flip)
-            return total / len(DIHEDRAL)
-    finally:
-        model.train(was_training)
+    image = as_chw(image, model.config["in_channels"])
+    views = {False: ((0, False),), True: DIHEDRAL, "flip": FLIP}[tta]
+
+    def tiles(x: torch.Tensor, k: int) -> torch.Tensor:
+        return _run_tiles(model, x, _swapped(tile_size, k), _swapped(overlap, k), batch_size, amp_dtype)
+
+    with evaluating(model):
+        return averaged_over(views, tiles, image)
 
 
 def _run_tiles(model: nn.Module, image: torch.Tensor, tile_size, overlap, batch_size: int,
@@ -300,8 +215,7 @@ def _run_tiles(model: nn.Module, image: torch.Tensor, tile_size, overlap, batch_
         x = torch.stack([padded[:, t.input_box.top + top:t.input_box.bottom + top,
                                 t.input_box.left + left:t.input_box.right + left] for t in batch])
         x = x.to(device=param.device, dtype=param.dtype)  # (B, C, tile_h, tile_w)
-        with torch.autocast(param.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
-            y = model(x).float().cpu()  # (B, out_channels, out_h, out_w)
+        y = forward(model, x, amp_dtype).cpu()  # (B, out_channels, out_h, out_w), float32
         for t, out in zip(batch, y):
             k, o = t.keep_box, t.output_box
             result[:, k.top:k.bottom, k.left:k.right] = out[:, k.top - o.top:k.bottom - o.top,
@@ -315,7 +229,7 @@ def _run_tiles(model: nn.Module, image: torch.Tensor, tile_size, overlap, batch_
 def predict_stack(model: nn.Module, stack: np.ndarray, *, tile_size: int | tuple[int, int],
                   overlap: int | tuple[int, int] | None = None, tta: bool = False, batch_size: int = 4,
                   amp_dtype: torch.dtype | None = None, progress: bool = True) -> np.ndarray:
-    """Probabilities float32 (N, H, W), sigmoid of the logits, for every slice of an EM stack (lesson 10).
+    """Probabilities float32 (N, H, W), sigmoid of the logits, for every slice of an EM stack.
 
     stack: uint8 (N, H, W) as read_stack gives (or float in [0, 1]); model: a one-in, one-out U-Net
         (greyscale slice in, one "cell" logit per pixel out) as `train --task isbi2012` trains.
@@ -328,11 +242,12 @@ def predict_stack(model: nn.Module, stack: np.ndarray, *, tile_size: int | tuple
     >>> net = UNet(1, 1, base_channels=4, depth=2)
     >>> predict_stack(net, np.zeros((2, 40, 56), np.uint8), tile_size=64, progress=False).shape
     (2, 40, 56)
+
+    Lesson 10.
     """
     from tqdm.auto import tqdm
 
     stack = np.asarray(stack)
-    depth, padding = _geometry(model)
     channels = (model.config["in_channels"], model.config["out_channels"])
     if channels != (1, 1):
         raise ValueError(f"predict_stack needs a U-Net with 1 input channel (a greyscale slice) and 1 output (the "
@@ -340,12 +255,44 @@ def predict_stack(model: nn.Module, stack: np.ndarray, *, tile_size: int | tuple
     if stack.ndim != 3:
         raise ValueError(f"a stack is (N, H, W) greyscale slices as read_stack gives, got shape {stack.shape}.")
     if overlap is None:  # per side: none where one tile's output covers the slice
-        tiles = _pair(tile_size, "tile_size")
-        overlap = tuple(0 if out >= n else _default_overlap(out, depth, padding)
-                        for n, out in zip(stack.shape[1:], (_check_tile(t, depth, padding) for t in tiles)))
+        overlap = stack_overlap(model, tile_size, *stack.shape[1:])
     probs = np.empty(stack.shape, np.float32)
     for k in tqdm(range(len(stack)), desc="predict", unit="slice", disable=not progress):
         logits = predict_tiled(model, stack[k], tile_size, overlap, batch_size=batch_size, amp_dtype=amp_dtype,
                                tta=tta)
         probs[k] = torch.sigmoid(logits[0]).numpy()
     return probs
+
+
+# ---------------------------------------------------------------------------- shapes (lesson 02)
+
+
+def trace_shapes(model: nn.Module, input_size: tuple[int, ...] | int) -> list[tuple[str, tuple[int, ...]]]:
+    """Run a zero input through `model` and record each stage's output shape.
+
+    input_size: H (square), (H, W), (C, H, W) or (B, C, H, W). Returns rows
+    ``(stage, shape)`` for "input", "inc", "down1".., "up1".., "head". Lessons 02-04.
+    """
+    shape = _full_shape(model, input_size)
+    stages = [("inc", model.inc)]
+    stages += [(f"down{i + 1}", m) for i, m in enumerate(model.downs)]
+    stages += [(f"up{i + 1}", m) for i, m in enumerate(model.ups)]
+    stages += [("head", model.head)]
+    rows: list[tuple[str, tuple[int, ...]]] = [("input", shape)]
+    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: rows.append((name, tuple(out.shape))))
+             for name, m in stages]
+    try:
+        with evaluating(model):
+            model(torch.zeros(shape, device=model_device(model), dtype=model_dtype(model)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return rows
+
+
+def _full_shape(model: nn.Module, size: tuple[int, ...] | int) -> tuple[int, ...]:
+    c = model.config["in_channels"] if hasattr(model, "config") else 3
+    if isinstance(size, int):
+        return (1, c, size, size)
+    size = tuple(size)
+    return {2: (1, c, *size), 3: (1, *size), 4: size}[len(size)]

@@ -22,7 +22,7 @@ def soft_dice(probs: Tensor, target: Tensor, smooth: float = 1.0) -> Tensor:
     """Per-image soft Dice (N,) of probabilities `probs` against a {0,1} `target`, both (N, ...).
 
     Dice = (2 |P.T| + smooth) / (|P| + |T| + smooth), sums over all pixels of one image.
-    `smooth` keeps an empty prediction of an empty mask at Dice 1 instead of 0/0.
+    `smooth` keeps an empty prediction of an empty mask at Dice 1 instead of 0/0. Lesson 06.
     """
     probs, target = probs.flatten(1), target.flatten(1).to(probs.dtype)  # (N, pixels)
     intersection = (probs * target).sum(1)
@@ -42,6 +42,8 @@ class DiceLoss(nn.Module):
     >>> mask = torch.zeros(2, 1, 8, 8); mask[:, :, 2:6, 2:6] = 1
     >>> round(loss(mask * 40 - 20, mask).item(), 4)  # confident and right: loss near 0
     0.0
+
+    Lesson 06.
     """
 
     def __init__(self, smooth: float = 1.0) -> None:
@@ -60,7 +62,7 @@ class BCEDiceLoss(nn.Module):
         smooth: the Dice smoothing term (default 1.0).
 
     BCE gives well-scaled per-pixel gradients from the first step; Dice matches the
-    per-image metric and does not care how much of the image is background.
+    per-image metric and does not care how much of the image is background. Lesson 06.
     """
 
     def __init__(self, bce_weight: float = 0.5, smooth: float = 1.0) -> None:
@@ -84,7 +86,7 @@ def class_weights(counts: Tensor, method: str = "median") -> Tensor:
 
     "median": median frequency balancing (Eigen & Fergus 2015): median(freq) / freq_c, so a
     class of median frequency weighs 1. "inverse_sqrt": 1 / sqrt(freq_c), milder; rescaled
-    to average 1 over the classes. A class never seen gets weight 0 (it has no pixels to weigh).
+    to average 1 over the classes. A class never seen gets weight 0 (it has no pixels to weigh). Lesson 08.
     """
     counts = torch.as_tensor(counts, dtype=torch.float64)
     seen = counts > 0
@@ -103,7 +105,7 @@ def class_weights(counts: Tensor, method: str = "median") -> Tensor:
 
 
 def masked_l1(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean |pred - target| over valid pixels (target > 0: NYUv2 marks missing depth with 0)."""
+    """Mean |pred - target| over valid pixels (target > 0: NYUv2 marks missing depth with 0). Lesson 08."""
     valid = target > 0
     if not bool(valid.any()):
         return pred.sum() * 0  # no valid pixel in the batch: no signal, but keep the graph
@@ -115,7 +117,7 @@ def silog_loss(pred: Tensor, target: Tensor, variance_focus: float = 0.85) -> Te
 
     With g = log pred - log target: mean(g^2) - variance_focus * mean(g)^2. variance_focus = 1
     ignores a global scale error entirely; 0 is plain squared log error; 0.85 (common since
-    BTS, 2019) mostly ignores it. Returns the square root, which is on the scale of log depth.
+    BTS, 2019) mostly ignores it. Returns the square root, which is on the scale of log depth. Lesson 08.
     """
     valid = target > 0
     if not bool(valid.any()):
@@ -130,8 +132,8 @@ class SegDepthLoss(nn.Module):
     The model gives {"seg": logits (N, C, H, W), "depth": metres (N, 1, H, W)}; the target is
     {"seg": labels (N, H, W) int64, "depth": metres (N, 1, H, W), 0 = missing}. Either key may be
     missing from both (a segmentation-only or depth-only model). depth_loss: "l1" (metres) or
-    "silog". Lesson 08 explains the default weights: cross-entropy starts near log(C) (2.6 for
-    13 classes) and L1 near 1 m, so equal weights give both tasks a similar pull at the start.
+    "silog". The default weights: cross-entropy starts near log(C) (2.6 for 13 classes) and L1
+    near 1 m, so equal weights give both tasks a similar pull at the start. Lesson 08.
     """
 
     def __init__(self, ignore_index: int = 255, class_weights: Tensor | None = None, depth_loss: str = "l1",

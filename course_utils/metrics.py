@@ -41,7 +41,7 @@ def _flat_binary(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor
 
 
 def overlap_counts(pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Per-image true positives, false positives, false negatives, true negatives, each (N,)."""
+    """Per-image true positives, false positives, false negatives, true negatives, each (N,). Lesson 07."""
     p, t = _flat_binary(pred, target)
     tp = (p & t).sum(1)
     fp = (p & ~t).sum(1)
@@ -67,80 +67,97 @@ def _score(c: dict[str, torch.Tensor], num: torch.Tensor, den: torch.Tensor, red
 
 
 def dice_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Dice = 2|P & T| / (|P| + |T|). reduction="mean" is the Kaggle Carvana score."""
+    """Dice = 2|P & T| / (|P| + |T|). reduction="mean" is the Kaggle Carvana score. Lesson 07."""
     c = overlap_counts(pred, target)
     return _score(c, 2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], reduction)
 
 
 def iou_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Intersection over union (Jaccard) = |P & T| / |P | T|; IoU = Dice / (2 - Dice) per image."""
+    """Intersection over union (Jaccard) = |P & T| / |P | T|; IoU = Dice / (2 - Dice) per image. Lesson 07."""
     c = overlap_counts(pred, target)
     return _score(c, c["tp"], c["tp"] + c["fp"] + c["fn"], reduction)
 
 
 def pixel_accuracy(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
-    """Fraction of pixels labelled right. High even for useless masks when the object is small."""
+    """Fraction of pixels labelled right. High even for useless masks when the object is small. Lesson 07."""
     c = overlap_counts(pred, target)
     return _score(c, c["tp"] + c["tn"], c["tp"] + c["tn"] + c["fp"] + c["fn"], reduction)
 
 
 def precision_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Precision = |P & T| / |P|: of the pixels called car, the fraction that are car.
-    Nothing predicted scores 1 on an empty image, 0 when there was something to find."""
+    Nothing predicted scores 1 on an empty image, 0 when there was something to find. Lesson 07."""
     c = overlap_counts(pred, target)
     return _score(c, c["tp"], c["tp"] + c["fp"], reduction)
 
 
 def recall_score(pred: torch.Tensor, target: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
     """Recall = |P & T| / |T|: of the car pixels, the fraction found.
-    An empty target scores 1 when nothing is predicted, 0 for any false alarm."""
+    An empty target scores 1 when nothing is predicted, 0 for any false alarm. Lesson 07."""
     c = overlap_counts(pred, target)
     return _score(c, c["tp"], c["tp"] + c["fn"], reduction)
 
 
 class BinaryMetrics:
-    """Scores binary masks batch by batch: per-image Dice and IoU floats and pooled pixel counts.
+    """The course's one per-image accumulator of binary masks: per-image Dice and IoU summed image by
+    image (the Kaggle metric is their mean), and pixel counts pooled over every image. Training's
+    held-out Dice (tasks.carvana.DiceScores) and `evaluate`'s per-image records both come from it.
 
     >>> m = BinaryMetrics()
     >>> for images, masks in loader:
     ...     m.update(predict(images) > 0.5, masks)
     >>> m.compute()["dice"]   # the Kaggle mean per-image Dice of the whole loader
 
-    compute(): dice and iou are per-image means (Kaggle); dice_global pools every pixel;
-    pixel_accuracy, precision and recall are pooled over every pixel seen. Lesson 07.
+    update() returns the batch's per-image values; sums()/load_sums() let a process group add its
+    parts (counts as int64, exactly) before compute(): dice and iou are per-image means (Kaggle),
+    dice_global pools every pixel, and so do pixel_accuracy, precision and recall. Lesson 07.
     """
+
+    COUNTS = ("n_images", "tp", "fp", "fn", "tn")
 
     def __init__(self) -> None:
         self.reset()
 
     def reset(self) -> None:
-        self.dice: list[float] = []
-        self.iou: list[float] = []
-        self.counts = {"tp": 0, "fp": 0, "fn": 0, "tn": 0}
+        self.score_sums = torch.zeros(2, dtype=torch.float64)  # sum of per-image Dice, of per-image IoU
+        self.counts = torch.zeros(len(self.COUNTS), dtype=torch.int64)
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        """Add a batch: pred and target binary masks (N, ...) of the same shape."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Add a batch: pred and target binary masks (N, ...) of the same shape. Returns this batch's
+        per-image dice and iou (float64) and tp, fp, fn, tn counts (int64), each of shape (N,)."""
         c = overlap_counts(pred, target)
         both_empty = (c["tp"] + c["fp"] + c["fn"]) == 0
-        self.dice += _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], both_empty).tolist()
-        self.iou += _ratio(c["tp"], c["tp"] + c["fp"] + c["fn"], both_empty).tolist()
-        for k in self.counts:
-            self.counts[k] += int(c[k].sum())
+        per_image = {"dice": _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], both_empty).double(),
+                     "iou": _ratio(c["tp"], c["tp"] + c["fp"] + c["fn"], both_empty).double(),
+                     **{k: c[k].long() for k in ("tp", "fp", "fn", "tn")}}
+        self.score_sums += torch.stack([per_image["dice"].sum(), per_image["iou"].sum()])
+        self.counts += torch.stack([torch.tensor(len(c["tp"]))] + [per_image[k].sum() for k in self.COUNTS[1:]])
+        return per_image
+
+    def sums(self) -> dict[str, torch.Tensor]:
+        return {"scores": self.score_sums.clone(), "counts": self.counts.clone()}
+
+    def load_sums(self, sums: dict[str, torch.Tensor]) -> None:
+        self.score_sums, self.counts = sums["scores"].double(), sums["counts"].long()
+
+    @property
+    def n_images(self) -> int:
+        return int(self.counts[0])
 
     def compute(self) -> dict[str, float]:
         """dice, dice_global, iou, pixel_accuracy, precision, recall (floats) and n_images."""
-        if not self.dice:
+        if not self.n_images:
             raise ValueError("BinaryMetrics has seen no images yet: call .update(pred, target) first.")
-        c = {k: torch.tensor(v) for k, v in self.counts.items()}
+        c = dict(zip(self.COUNTS, self.counts))
         both_empty = c["tp"] + c["fp"] + c["fn"] == 0
         pooled = {
             "dice_global": _ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"], both_empty),
-            "pixel_accuracy": _ratio(c["tp"] + c["tn"], sum(c.values()), both_empty),
+            "pixel_accuracy": _ratio(c["tp"] + c["tn"], c["tp"] + c["fp"] + c["fn"] + c["tn"], both_empty),
             "precision": _ratio(c["tp"], c["tp"] + c["fp"], both_empty),
             "recall": _ratio(c["tp"], c["tp"] + c["fn"], both_empty),
         }
-        return {"dice": math.fsum(self.dice) / len(self.dice), "iou": math.fsum(self.iou) / len(self.iou),
-                **{k: float(v) for k, v in pooled.items()}, "n_images": len(self.dice)}
+        dice, iou = (self.score_sums / self.n_images).tolist()
+        return {"dice": dice, "iou": iou, **{k: float(v) for k, v in pooled.items()}, "n_images": self.n_images}
 
 
 # ---------------------------------------------------------------------------- classes (lesson 08)
@@ -170,11 +187,11 @@ def _check_range(x: torch.Tensor, num_classes: int, name: str, ignore_index: int
 
 def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
                      ignore_index: int | None = None) -> torch.Tensor:
-    """(C, C) int64 pixel counts: row = true class, column = predicted class. Lesson 08.
+    """(C, C) int64 pixel counts: row = true class, column = predicted class.
 
     pred: labels of target's shape (e.g. (N, H, W) ints; binary masks {0, 1} with num_classes=2),
     or class scores / logits (N, C, H, W) whose argmax over C is taken. Pixels whose target is
-    ignore_index (e.g. NYUv2's unlabelled 0 or 255) are skipped.
+    ignore_index (e.g. NYUv2's unlabelled 0 or 255) are skipped. Lesson 08.
     """
     pred, target = torch.as_tensor(pred), torch.as_tensor(target)
     if num_classes < 1:
@@ -201,7 +218,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 def iou_per_class(cm: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
     """(C,) float64 IoU of each class from a confusion matrix: TP / (TP + FP + FN);
     nan for a class in neither prediction nor target (nothing to score), and for ignore_index
-    when it is one of the C labels (predicting it on a labelled pixel still counts as a miss)."""
+    when it is one of the C labels (predicting it on a labelled pixel still counts as a miss). Lesson 08."""
     cm = torch.as_tensor(cm).double()
     tp = cm.diagonal()
     union = cm.sum(0) + cm.sum(1) - tp
@@ -215,7 +232,7 @@ def confusion_scores(cm: torch.Tensor, ignore_index: int | None = None) -> dict[
     """Scores of a confusion matrix (rows true, columns predicted), counting labelled pixels only:
     mean_iou (over classes present in prediction or target), iou_per_class (nan: absent),
     pixel_accuracy, and mean_accuracy (per-class recall averaged over classes in the target).
-    A matrix with no pixels gives nan everywhere. ignore_index: as for `iou_per_class`."""
+    A matrix with no pixels gives nan everywhere. ignore_index: as for `iou_per_class`. Lesson 08."""
     cm = torch.as_tensor(cm).double()
     iou = iou_per_class(cm, ignore_index)
     per_class_recall = cm.diagonal() / cm.sum(1)  # nan for classes absent from the target
@@ -235,12 +252,14 @@ def mean_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_
 
 
 class ConfusionMatrix:
-    """A confusion matrix summed batch by batch: exact mIoU of a whole loader. Lesson 08.
+    """A confusion matrix summed batch by batch: exact mIoU of a whole loader.
 
     >>> cm = ConfusionMatrix(13, ignore_index=255)
     >>> for images, labels in loader:
     ...     cm.update(model(images), labels)    # scores (N, C, H, W) or labels (N, H, W)
     >>> cm.mean_iou(), cm.pixel_accuracy()
+
+    Lesson 08.
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
@@ -304,13 +323,13 @@ def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
 
 
 class DepthMetrics:
-    """Depth errors summed batch by batch over every valid pixel of the test set. Lesson 08.
+    """Depth errors summed batch by batch over every valid pixel of the test set.
 
     Pooled per pixel, not averaged per image: Eigen et al. (NIPS 2014) write each error as a
     mean over the set T of evaluated pixels, (1/|T|) sum over T, and we take T to be all valid
     pixels of the set. Pooling keeps an image with few valid pixels from counting as much as a
     full one, and sums make the result exact however the loader is batched. (Some later code
-    averages per-image errors instead; the two differ slightly, so compare like with like.)
+    averages per-image errors instead; the two differ slightly, so compare like with like.) Lesson 08.
     """
 
     def __init__(self) -> None:

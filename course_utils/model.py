@@ -20,10 +20,10 @@ UPSAMPLINGS = ("transpose", "bilinear")
 
 
 class DoubleConv(nn.Sequential):
-    """(3x3 conv -> [BatchNorm] -> ReLU) twice: the unit every level of the U is made of (lesson 01).
+    """(3x3 conv -> [BatchNorm] -> ReLU) twice: the unit every level of the U is made of.
 
     With ``padding="valid"`` each conv trims one pixel per side, so the block takes 4 px off
-    height and width. With BatchNorm the convs carry no bias (BatchNorm's shift replaces it).
+    height and width. With BatchNorm the convs carry no bias (BatchNorm's shift replaces it). Lesson 01.
     """
 
     def __init__(self, in_channels: int, out_channels: int, padding: str = "same", batch_norm: bool = True):
@@ -39,20 +39,19 @@ class DoubleConv(nn.Sequential):
 
 
 class Down(nn.Sequential):
-    """One step down the contracting path (lesson 02): 2x2 max-pool, then a DoubleConv that
-    doubles the channels."""
+    """One step down the contracting path: 2x2 max-pool, then a DoubleConv that doubles the channels. Lesson 02."""
 
     def __init__(self, in_channels: int, out_channels: int, padding: str = "same", batch_norm: bool = True):
         super().__init__(nn.MaxPool2d(2), DoubleConv(in_channels, out_channels, padding, batch_norm))
 
 
 class Up(nn.Module):
-    """One step up the expanding path (lessons 03-04).
+    """One step up the expanding path.
 
     Upsample 2x while halving the channels (a 2x2 up-convolution, or bilinear resize + 1x1
     conv), concatenate the skip connection from the contracting path (center-cropped when the
     network is unpadded), then a DoubleConv. ``forward(x, skip)``: x (B, C, h, w), skip
-    (B, C/2, H, W) -> (B, out_channels, ...).
+    (B, C/2, H, W) -> (B, out_channels, ...). Lessons 03 and 04.
     """
 
     def __init__(
@@ -82,7 +81,7 @@ class Up(nn.Module):
 
 
 def center_crop(x: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """The central (h, w) window of x (B, C, H, W); x itself when it already has that size."""
+    """The central (h, w) window of x (B, C, H, W); x itself when it already has that size. Lesson 03."""
     h, w = size
     top, left = (x.shape[-2] - h) // 2, (x.shape[-1] - w) // 2
     if top == 0 and left == 0 and x.shape[-2] == h and x.shape[-1] == w:
@@ -104,7 +103,7 @@ class UNet(nn.Module):
         batch_norm: BatchNorm after each 3x3 conv (then the conv has no bias). Paper: False.
 
     Input (B, in_channels, H, W) -> logits (B, out_channels, *self.output_size(H, W)).
-    A size the network cannot take raises a ValueError naming the nearest that work.
+    A size the network cannot take raises a ValueError naming the nearest that work. Lesson 04.
     """
 
     def __init__(
@@ -181,13 +180,13 @@ class UNet(nn.Module):
 
 
 class TwoHeadUNet(UNet):
-    """U-Net with two 1x1 heads on the same decoder features (lesson 08, NYU Depth V2):
+    """U-Net with two 1x1 heads on the same decoder features (NYU Depth V2):
     `num_classes` segmentation logits and a depth map in metres.
 
     The only change to UNet is one more 1x1 conv: both tasks share every other weight.
     forward returns a dict {"seg": (B, C, h, w) logits, "depth": (B, 1, h, w) metres}.
     The depth head predicts log-depth, so depth = exp(output) is always positive; its bias
-    starts at log(typical_depth) so the first predictions are of the right size.
+    starts at log(typical_depth) so the first predictions are of the right size. Lesson 08.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 13, base_channels: int = 64, depth: int = 4,
@@ -204,7 +203,7 @@ class TwoHeadUNet(UNet):
 
 
 def model_from_config(config: dict) -> UNet:
-    """Rebuild a UNet or TwoHeadUNet from its `.config` (what checkpoints store)."""
+    """Rebuild a UNet or TwoHeadUNet from its `.config` (what checkpoints store). Lesson 06."""
     config = dict(config)
     if config.pop("heads", None) == "seg+depth":
         config["num_classes"] = config.pop("out_channels")
@@ -216,7 +215,7 @@ def output_length(n: int, depth: int, padding: str) -> int | None:
     """Length of one output axis for an input of length n, or None if U-Net cannot take n.
 
     Same padding: n must divide by 2**depth. Valid padding: each DoubleConv takes 4 px, each
-    pool halves an even length, each up-conv doubles; every step must stay positive and even.
+    pool halves an even length, each up-conv doubles; every step must stay positive and even. Lessons 04 and 09.
     """
     if padding == "same":
         return n if n > 0 and n % 2**depth == 0 else None
@@ -234,12 +233,12 @@ def output_length(n: int, depth: int, padding: str) -> int | None:
 
 
 def valid_input_sizes(depth: int = 4, padding: str = "valid", limit: int = 1024) -> list[int]:
-    """Every input length up to `limit` the network takes (valid, depth 4: 188, 204, ..., 572, ...)."""
+    """Every input length up to `limit` the network takes (valid, depth 4: 188, 204, ..., 572, ...). Lesson 02."""
     return [n for n in range(1, limit + 1) if output_length(n, depth, padding) is not None]
 
 
 def nearest_valid_sizes(n: int, depth: int, padding: str) -> tuple[int | None, int | None]:
-    """The largest working size below n and the smallest above n (None where there is none)."""
+    """The largest working size below n and the smallest above n (None where there is none). Lessons 02 and 04."""
     below = next((m for m in range(n - 1, 0, -1) if output_length(m, depth, padding)), None)
     above = next(m for m in range(n + 1, n + 2 ** (depth + 2) + 16 * 2**depth) if output_length(m, depth, padding))
     return below, above
@@ -257,40 +256,5 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters: 31,030,658 for the paper's network."""
+    """Number of (trainable) parameters: 31,030,658 for the paper's network. Lesson 01."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
-
-
-def trace_shapes(model: UNet, input_size: tuple[int, ...] | int) -> list[tuple[str, tuple[int, ...]]]:
-    """Run a zero input through `model` and record each stage's output shape (lesson 04).
-
-    input_size: H (square), (H, W), (C, H, W) or (B, C, H, W). Returns rows
-    ``(stage, shape)`` for "input", "inc", "down1".., "up1".., "head".
-    """
-    shape = _full_shape(model, input_size)
-    stages = [("inc", model.inc)]
-    stages += [(f"down{i + 1}", m) for i, m in enumerate(model.downs)]
-    stages += [(f"up{i + 1}", m) for i, m in enumerate(model.ups)]
-    stages += [("head", model.head)]
-    rows: list[tuple[str, tuple[int, ...]]] = [("input", shape)]
-    hooks = [m.register_forward_hook(lambda _m, _i, out, name=name: rows.append((name, tuple(out.shape))))
-             for name, m in stages]
-    was_training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            param = next(model.parameters())
-            model(torch.zeros(shape, device=param.device, dtype=param.dtype))
-    finally:
-        for h in hooks:
-            h.remove()
-        model.train(was_training)
-    return rows
-
-
-def _full_shape(model: nn.Module, size: tuple[int, ...] | int) -> tuple[int, ...]:
-    c = model.config["in_channels"] if hasattr(model, "config") else 3
-    if isinstance(size, int):
-        return (1, c, size, size)
-    size = tuple(size)
-    return {2: (1, c, *size), 3: (1, *size), 4: size}[len(size)]

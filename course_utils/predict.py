@@ -43,7 +43,8 @@ from PIL import Image
 from torch import nn
 
 from .checkpoint import atomic_write, load_checkpoint
-from .inference import covering_tile_size, predict_stack, predict_tiled, tile_grid
+from .inference import predict_stack, predict_tiled
+from .tiling import covering_tile_size, tile_grid
 from .rle import rle_encode
 
 __all__ = ["read_image", "predict_logits", "predict_image", "overlay_mask", "write_submission",
@@ -60,7 +61,7 @@ HOW_TO_TRAIN = ("Train one with `python -m course_utils.train` (it writes runs/<
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """The photo at `path` as uint8 (H, W, 3) RGB; errors name the file and say what to do."""
+    """The photo at `path` as uint8 (H, W, 3) RGB; errors name the file and say what to do. Lesson 07."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image at {path}; check the path (a folder is read as all its .jpg/.png files).")
@@ -99,7 +100,7 @@ def predict_logits(model: nn.Module, image: np.ndarray | torch.Tensor, image_siz
         eval_transform resizes); None keeps the photo's size. The logits come back bilinearly.
     tile_size, overlap: run overlap-tile inference (predict_tiled) at that size; None: one pass
         over the whole (mirror-padded to fit) image.
-    tta: also run the left-right mirrored photo and average the two logit maps.
+    tta: also run the left-right mirrored photo and average the two logit maps. Lesson 07.
     """
     photo = _as_uint8(image)
     height, width = photo.shape[:2]
@@ -110,10 +111,8 @@ def predict_logits(model: nn.Module, image: np.ndarray | torch.Tensor, image_siz
     x = torch.from_numpy(np.ascontiguousarray(photo.transpose(2, 0, 1))).float().div_(255)  # (3, h, w)
     h, w = x.shape[-2:]
     tile, overlap = (tile_size, overlap) if tile_size is not None else (covering_tile_size(model, h, w), 0)
-    logits = predict_tiled(model, x, tile, overlap, batch_size=batch_size, amp_dtype=amp_dtype)
-    if tta:
-        flipped = predict_tiled(model, x.flip(-1), tile, overlap, batch_size=batch_size, amp_dtype=amp_dtype)
-        logits = (logits + flipped.flip(-1)) / 2
+    logits = predict_tiled(model, x, tile, overlap, batch_size=batch_size, amp_dtype=amp_dtype,
+                           tta="flip" if tta else False)
     if (h, w) != (height, width):  # logits, not masks, are resized: smooth edges, threshold after
         logits = F.interpolate(logits[None], size=(height, width), mode="bilinear", align_corners=False,
                                antialias=height < h or width < w)[0]
@@ -125,7 +124,7 @@ def predict_image(model: nn.Module, image: np.ndarray | torch.Tensor, image_size
     """The binary mask uint8 (H, W) {0, 1} at the photo's own size: sigmoid(logits) > threshold.
 
     Arguments as predict_logits (options: tile_size, overlap, tta, batch_size, amp_dtype); the
-    logits are resized to the photo's size before the threshold. Needs a one-channel model.
+    logits are resized to the photo's size before the threshold. Needs a one-channel model. Lesson 07.
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold is a probability between 0 and 1 (e.g. 0.5), got {threshold}.")
@@ -139,7 +138,7 @@ def predict_image(model: nn.Module, image: np.ndarray | torch.Tensor, image_size
 
 def overlay_mask(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 60, 0),
                  alpha: float = 0.4) -> Image.Image:
-    """The photo (H, W, 3) uint8 with the mask (H, W) {0, 1} tinted in `color` and its outline drawn."""
+    """The photo (H, W, 3) uint8 with the mask (H, W) {0, 1} tinted in `color` and its outline drawn. Lesson 07."""
     photo = Image.fromarray(_as_uint8(image))
     inside = np.asarray(mask) > 0
     outline = _outline(inside, 1 if max(inside.shape) <= 800 else 2)  # the line grows with the photo
@@ -168,7 +167,7 @@ def write_submission(rows: Iterable[tuple[str, np.ndarray | str]] | Mapping[str,
     rows: (file name, mask) pairs, or a dict name -> mask, in the order to write; a mask is a full-size
         (H, W) {0, 1} array (encoded with rle_encode) or an RLE string. Rows may come from a generator,
         so a whole test set never has to sit in memory. Written atomically: an error or a kill midway
-        leaves no half file.
+        leaves no half file. Lesson 07.
     """
     path = Path(path)
     items = rows.items() if isinstance(rows, Mapping) else rows
@@ -194,7 +193,7 @@ def write_submission(rows: Iterable[tuple[str, np.ndarray | str]] | Mapping[str,
 
 
 def read_submission(path: str | Path) -> list[tuple[str, str]]:
-    """The (img, rle_mask) rows of a submission file (gzip or plain CSV); decode with rle_decode."""
+    """The (img, rle_mask) rows of a submission file (gzip or plain CSV); decode with rle_decode. Lesson 07."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", newline="") as f:
@@ -209,7 +208,7 @@ def read_submission(path: str | Path) -> list[tuple[str, str]]:
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given (in that order); a folder stands for its .jpg/.jpeg/.png files, sorted by name."""
+    """Files as given (in that order); a folder stands for its .jpg/.jpeg/.png files, sorted by name. Lesson 07."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -230,7 +229,7 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    """The CLI's options."""
+    """The CLI's options: photos, a submission, or EM stacks. Lessons 07 and 10."""
     p = argparse.ArgumentParser(prog="python -m course_utils.predict", description=__doc__.split("\n\n")[0],
                                 epilog="Photos: DIR/<name>_mask.png (mode L, 0 background / 255 car) and "
                                        "DIR/<name>_overlay.png. " + __doc__.split("\n\n")[-1])  # stack mode
@@ -262,7 +261,7 @@ def _load(args: argparse.Namespace, stacks: bool) -> tuple[nn.Module, dict, torc
     """The model on its device, its checkpoint dict and the autocast dtype; refuses a model built for
     the other kind of input (colour photos vs greyscale stacks)."""
     from .environment import pick_device
-    from .train import resolve_amp
+    from .precision import resolve_amp
 
     if not Path(args.checkpoint).is_file():
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}. {HOW_TO_TRAIN}")
@@ -341,10 +340,10 @@ def _stack_tile(model: nn.Module, ckpt: dict, height: int, width: int) -> tuple[
 def predict_stack_file(model: nn.Module, path: str | Path, out: str | Path, *, threshold: float = 0.5,
                        tile_size: int | None = None, ckpt: dict | None = None, **options) -> str:
     """Predict the .tif stack at `path` and write OUT/<stem>_probabilities.tif and OUT/<stem>_<page>_mask.png;
-    returns a line saying what was written. The CLI's stack mode, one stack (lesson 10).
+    returns a line saying what was written. The CLI's stack mode, one stack.
 
     tile_size: None picks one from `ckpt`, the checkpoint dict (see the module docstring);
-    options go to predict_stack (overlap, tta, batch_size, amp_dtype, progress).
+    options go to predict_stack (overlap, tta, batch_size, amp_dtype, progress). Lesson 10.
     """
     from .data.isbi2012 import read_stack, write_stack  # here: importing course_utils.data takes seconds
 
@@ -377,7 +376,8 @@ def chosen_threshold(ckpt: dict) -> float:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The CLI: `python -m course_utils.predict --checkpoint CKPT IMAGES... --out DIR`; returns the exit status."""
+    """The CLI: `python -m course_utils.predict --checkpoint CKPT IMAGES... --out DIR`; returns the exit status.
+    Lessons 07 and 10."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if not args.images:

@@ -24,7 +24,7 @@ def rle_encode(mask: np.ndarray) -> str:
 
     Runs are found in row-major order with 1-indexed starts; an all-zero mask gives "".
     Probabilities or {0, 255} masks are refused with a hint, so a wrong mask is never
-    silently turned into a plausible-looking string.
+    silently turned into a plausible-looking string. Lessons 05 and 07.
     """
     m = np.asarray(mask)
     if m.ndim != 2:
@@ -69,7 +69,7 @@ def rle_decode(rle: str, shape: tuple[int, int]) -> np.ndarray:
 
     Raises a ValueError naming the problem for malformed strings: an odd count of numbers,
     a start below 1, a length below 1, runs out of order or overlapping, a run past the end.
-    NaN or None (pandas' empty cell) decode to an empty mask, like "".
+    NaN or None (pandas' empty cell) decode to an empty mask, like "". Lesson 05.
     """
     if len(shape) != 2:
         raise ValueError(f"rle_decode needs a 2-D shape (H, W), got {shape!r}.")

@@ -49,7 +49,7 @@ class _Client(NotebookClient):
 
 @dataclass
 class Execution:
-    """What happened when a notebook ran: seconds, kernel peak memory, and the first error if any."""
+    """What happened when a notebook ran: seconds, kernel peak memory, and the first error if any. See TEACHING.md."""
 
     seconds: float
     peak_memory_mb: float | None
@@ -107,7 +107,7 @@ def execute(nb: nbformat.NotebookNode, folder: str | Path, profile: str = "quick
     """Run `nb`'s code cells in order in a fresh kernel started in `folder`; stop at the first error.
 
     `stop_after`: index of the last cell to run (None: all). `timeout` is per cell, in seconds.
-    The kernel gets this process's environment with UNET_COURSE_PROFILE=`profile`.
+    The kernel gets this process's environment with UNET_COURSE_PROFILE=`profile`. See TEACHING.md.
     """
     env = {**os.environ, "UNET_COURSE_PROFILE": profile}
     client = _Client(nb, timeout=timeout, resources={"metadata": {"path": str(folder)}}, allow_errors=False,
@@ -152,7 +152,7 @@ def _run_cells(client: NotebookClient, nb: nbformat.NotebookNode, last: int, res
 
 
 def budget_s(nb: nbformat.NotebookNode) -> float | None:
-    """The notebook's time budget in seconds (quick profile), from metadata course.budget_s."""
+    """The notebook's time budget in seconds (quick profile), from metadata course.budget_s. See TEACHING.md."""
     value = nb.metadata.get(BUDGET_KEY[0], {}).get(BUDGET_KEY[1])
     return float(value) if isinstance(value, (int, float)) else None
 
@@ -161,7 +161,7 @@ def run_notebook(path: str | Path, timeout: int = 600, profile: str = "quick") -
     """Run one notebook top to bottom in a fresh kernel; a row of the report.
 
     Returns dict(notebook, seconds, peak_memory_mb, status "pass"|"fail", error, budget_s,
-    slowest_cell (index, seconds)).
+    slowest_cell (index, seconds)). See TEACHING.md.
     """
     path = Path(path)
     nb = nbformat.read(path, as_version=4)
@@ -194,7 +194,7 @@ def _total(rows: list[dict]) -> list[str]:
 
 
 def format_table(rows: list[dict]) -> str:
-    """The report as aligned text: one line per notebook, then the total (peak MB: the largest)."""
+    """The report as aligned text: one line per notebook, then the total (peak MB: the largest). See TEACHING.md."""
     table = [HEADER] + [_cells(r) for r in rows] + [_total(rows)]
     widths = [max(len(line[i]) for line in table) for i in range(len(HEADER))]
     lines = ["  ".join(c.ljust(w) if i in (0, 5) else c.rjust(w) for i, (c, w) in enumerate(zip(line, widths))).rstrip()
@@ -205,7 +205,7 @@ def format_table(rows: list[dict]) -> str:
 
 
 def format_markdown(rows: list[dict], profile: str = "quick") -> str:
-    """The report as a markdown table (for TEACHING.md)."""
+    """The report as a markdown table, the form of the timings in TEACHING.md."""
     body = [_cells(r) for r in rows] + [[f"**{c}**" if c else "" for c in _total(rows)]]
     lines = ["| " + " | ".join(HEADER) + " |", "|---|---:|---:|---:|---:|---|"]
     lines += ["| " + " | ".join(c) + " |" for c in body]
@@ -213,7 +213,7 @@ def format_markdown(rows: list[dict], profile: str = "quick") -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: run the notebooks, print the table; exit status 1 if any notebook failed."""
+    """CLI: run the notebooks, print the table; exit status 1 if any notebook failed. See TEACHING.md."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.run_course", description=__doc__.split("\n")[0])
     parser.add_argument("notebooks", nargs="*", type=Path,
                         help=f"notebooks to run (default: every *.ipynb in {default_notebooks_dir()})")

@@ -27,14 +27,14 @@ WEIGHTINGS = ("none", "median", "inverse_sqrt")
 
 def dataset_tasks(tasks: str) -> str | tuple[str, ...]:
     """"seg" -> "seg" (items (image, labels)); "seg+depth" -> ("seg", "depth") (items (image,
-    {"seg", "depth"})): what NYUv2Dataset(tasks=...) takes."""
+    {"seg", "depth"})): what NYUv2Dataset(tasks=...) takes. Lesson 08."""
     if tasks not in TASK_CHOICES:
         raise ValueError(f"tasks must be one of {TASK_CHOICES}, got {tasks!r}.")
     return tasks if tasks == "seg" else tuple(tasks.split("+"))
 
 
 def resolve_nyuv2_dir(data_dir: str | None, profile_name: str) -> Path:
-    """The NYUv2 folder to train on; makes the toy set when the quick profile needs it."""
+    """The NYUv2 folder to train on; makes the toy set when the quick profile needs it. Lesson 08."""
     from .data import ensure_toy_nyuv2
 
     if data_dir is None and profile_name == "quick":
@@ -50,7 +50,7 @@ def resolve_nyuv2_dir(data_dir: str | None, profile_name: str) -> Path:
 
 def nyuv2_datasets(cfg: Any) -> tuple[Dataset, Dataset]:
     """(train, held-out) NYUv2 datasets at cfg.image_size: the official train frames, the last
-    cfg.val_fraction of them held out as a block of whole scenes (see the module docstring)."""
+    cfg.val_fraction of them held out as a block of whole scenes (see the module docstring). Lesson 08."""
     from .data import NYUv2Dataset, eval_transform, train_transform
 
     root = resolve_nyuv2_dir(cfg.data_dir, cfg.profile)
@@ -71,7 +71,7 @@ def nyuv2_datasets(cfg: Any) -> tuple[Dataset, Dataset]:
 
 def nyuv2_loss(cfg: Any, train_set: Dataset) -> SegDepthLoss:
     """Cross-entropy (unlabelled pixels ignored, classes weighted as cfg.class_weighting says)
-    plus cfg.depth_weight x the depth loss when the run predicts depth."""
+    plus cfg.depth_weight x the depth loss when the run predicts depth. Lesson 08."""
     from .data import IGNORE_INDEX, label_frequencies
 
     weights = None
@@ -82,13 +82,13 @@ def nyuv2_loss(cfg: Any, train_set: Dataset) -> SegDepthLoss:
 
 
 def is_multiclass(model: nn.Module) -> bool:
-    """True for a model whose output is class scores (C > 1) or a {"seg", "depth"} dict."""
+    """True for a model whose output is class scores (C > 1) or a {"seg", "depth"} dict. Lesson 08."""
     config = getattr(getattr(model, "module", model), "config", {})
     return config.get("out_channels", 1) > 1 or "heads" in config
 
 
 def to_device(target: torch.Tensor | dict[str, torch.Tensor], device) -> torch.Tensor | dict[str, torch.Tensor]:
-    """A batch target (a tensor, or NYUv2's {"seg", "depth"} dict) on `device`."""
+    """A batch target (a tensor, or NYUv2's {"seg", "depth"} dict) on `device`. Lesson 08."""
     if isinstance(target, dict):
         return {k: v.to(device, non_blocking=True) for k, v in target.items()}
     return target.to(device, non_blocking=True)
@@ -96,7 +96,7 @@ def to_device(target: torch.Tensor | dict[str, torch.Tensor], device) -> torch.T
 
 class HeldOutScores:
     """Loss, mIoU and pixel accuracy over labelled pixels, and depth errors, summed batch by
-    batch, so a process group can add its parts (`sums`, `load_sums`) before `compute`."""
+    batch, so a process group can add its parts (`sums`, `load_sums`) before `compute`. Lesson 08."""
 
     def __init__(self, num_classes: int, ignore_index: int) -> None:
         self.cm, self.depth = ConfusionMatrix(num_classes, ignore_index), DepthMetrics()
@@ -110,14 +110,19 @@ class HeldOutScores:
         if "depth" in out:
             self.depth.update(out["depth"].cpu(), target["depth"].cpu())
 
-    def sums(self) -> list[float]:
-        return [self.loss_sum, self.n, *self.cm.matrix.flatten().tolist(), *self.depth.sums.values()]
+    def sums(self) -> dict[str, torch.Tensor]:
+        """Integer counts as int64 (the confusion matrix, images, depth pixels), sums as float64."""
+        depth = {k: v for k, v in self.depth.sums.items() if k != "n_pixels"}
+        return {"loss": torch.tensor([self.loss_sum], dtype=torch.float64),
+                "counts": torch.tensor([self.n, self.depth.sums["n_pixels"]], dtype=torch.int64),
+                "confusion": self.cm.matrix.clone(), "depth": torch.tensor(list(depth.values()), dtype=torch.float64)}
 
-    def load_sums(self, values: list[float]) -> None:
-        c = self.cm.num_classes
-        self.loss_sum, self.n = values[0], int(values[1])
-        self.cm.matrix = torch.tensor(values[2:2 + c * c], dtype=torch.float64).round().long().view(c, c)
-        self.depth.sums = dict(zip(self.depth.sums, values[2 + c * c:]))
+    def load_sums(self, sums: dict[str, torch.Tensor]) -> None:
+        self.loss_sum = sums["loss"].item()
+        self.n, n_pixels = (int(v) for v in sums["counts"])
+        self.cm.matrix = sums["confusion"].long()
+        keys = [k for k in self.depth.sums if k != "n_pixels"]
+        self.depth.sums = dict(zip(keys, sums["depth"].tolist())) | {"n_pixels": n_pixels}
 
     def compute(self) -> dict[str, float]:
         seg = self.cm.compute()

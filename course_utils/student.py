@@ -31,11 +31,11 @@ TEXT_STUB = ["YOUR ANSWER HERE"]  # nbgrader's default for markdown answers
 
 
 class SolutionMarkerError(ValueError):
-    """A notebook's solution markers do not pair up; the message names the notebook and cell."""
+    """A notebook's solution markers do not pair up; the message names the notebook and cell. See TEACHING.md."""
 
 
 def replace_solutions(source: str, where: str = "this cell", markdown: bool = False) -> tuple[str, int]:
-    """`source` with each marked solution region replaced by the stub; (new source, regions)."""
+    """`source` with each marked solution region replaced by the stub; (new source, regions). See TEACHING.md."""
     stub = TEXT_STUB if markdown else CODE_STUB
     out: list[str] = []
     begun_at = None  # line number of the open BEGIN marker
@@ -65,14 +65,15 @@ def replace_solutions(source: str, where: str = "this cell", markdown: bool = Fa
 
 
 def exercise_cells(nb: nbformat.NotebookNode) -> list[int]:
-    """Indices of the cells holding a solution region: one exercise each (a cell may hold several regions)."""
+    """Indices of the cells holding a solution region: one exercise each (a cell may hold several regions).
+    See TEACHING.md."""
     return [i for i, cell in enumerate(nb.cells) if cell.cell_type in ("code", "markdown") and BEGIN in cell.source]
 
 
 def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbformat.NotebookNode:
     """A copy of `nb` with solutions replaced by stubs and code outputs cleared; `nb` is untouched.
 
-    Raises SolutionMarkerError naming `name` and the cell when the markers do not pair up.
+    Raises SolutionMarkerError naming `name` and the cell when the markers do not pair up. See TEACHING.md.
     """
     student = copy.deepcopy(nb)
     for index, cell in enumerate(student.cells):
@@ -85,7 +86,7 @@ def make_student_copy(nb: nbformat.NotebookNode, name: str = "notebook") -> nbfo
 
 
 def default_notebooks_dir() -> Path:
-    """The repo's notebooks/ next to this package, else ./notebooks."""
+    """The repo's notebooks/ next to this package, else ./notebooks. See TEACHING.md."""
     beside_package = Path(__file__).resolve().parent.parent / "notebooks"
     return beside_package if beside_package.is_dir() else Path.cwd() / "notebooks"
 
@@ -94,7 +95,7 @@ def write_student_copies(src_dir: str | Path, out_dir: str | Path) -> list[Path]
     """Write a student copy of every notebook in `src_dir` into `out_dir`; the paths written.
 
     Every notebook is checked before any is written, and `out_dir` may not be `src_dir`
-    (that would overwrite the solutions).
+    (that would overwrite the solutions). See TEACHING.md.
     """
     src, out = Path(src_dir), Path(out_dir)
     paths = sorted(src.glob("*.ipynb"))
@@ -113,7 +114,7 @@ def write_student_copies(src_dir: str | Path, out_dir: str | Path) -> list[Path]
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI: write student copies and say how many exercises each has."""
+    """CLI: write student copies and say how many exercises each has. See TEACHING.md."""
     parser = argparse.ArgumentParser(prog="python -m course_utils.student", description=__doc__.split("\n")[0])
     parser.add_argument("--out", required=True, type=Path, help="folder for the student copies (made if missing)")
     parser.add_argument("--notebooks", type=Path, default=None,

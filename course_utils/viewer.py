@@ -10,17 +10,18 @@ from __future__ import annotations
 import html
 import math
 from collections import OrderedDict
-from functools import lru_cache
 from io import BytesIO
 from typing import Any, Sequence
 
 import numpy as np
 import torch
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image
 from torch import nn
 from torch.utils.data import Dataset
 
-from .metrics import confusion_matrix, confusion_scores, dice_score, iou_score
+from .metrics import dice_score, iou_score
+from .viewer_frames import (check_input_channels, check_item, checked_class_names, compose, dataset_length,
+                            label_scores, worst_first)
 from .viz import class_palette, display_rgb, item_name, matching_colours, outline
 
 FALSE_POSITIVE = (245, 130, 20)  # binary errors panel: predicted object where the mask has none (orange)
@@ -34,7 +35,7 @@ VIEWS = ("pixels", "cells")
 
 
 class PredictionViewer:
-    """Browse a model's predictions image by image in a notebook (lesson 07; multi-class in 08; EM cells in 10).
+    """Browse a model's predictions image by image in a notebook: masks, classes or EM cells.
 
     Shows image | ground truth | prediction | errors, an index slider, a threshold slider, a
     "sort worst first" button and the shown image's scores. Put it last in a cell:
@@ -54,7 +55,7 @@ class PredictionViewer:
         prediction of that image).
     panel_width: each panel is resized to this many pixels wide for display (None: native size);
         scores are always computed at full resolution.
-    tta: average with the mirrored prediction (see evaluation.predict_probabilities).
+    tta: average with the mirrored prediction (see inference.predict_probabilities).
     tile_size: predict with predict_tiled and this tile (one side or (h, w)); default for a
         'valid' UNet: covering_tile_size(model, H, W), one tile over the image; None otherwise.
     batch_size: images per model call when sorting. cache_size: predictions kept in memory, so
@@ -67,6 +68,7 @@ class PredictionViewer:
     back to dataset order, staying on the shown image), `.order_label`, `.scores` (HTML),
     `.image` (one PNG of the four panels), `.legend`, `.widget` (VBox). Also: `.current`
     (dataset index shown), `.order`, `image_scores(i)`, `cell_scores(i)`, `all_scores()`, `frame(i)`.
+    Lessons 07, 08 and 10.
     """
 
     def __init__(self, model: nn.Module, dataset: Dataset, *, threshold: float = 0.5,
@@ -82,14 +84,14 @@ class PredictionViewer:
         self.tiled = tile_size is not None or (isinstance(config, dict) and config.get("padding") == "valid"
                                                and "heads" not in config)
         self._cache: OrderedDict[int, dict] = OrderedDict()
-        self.order = list(range(_length(dataset)))
+        self.order = list(range(dataset_length(dataset)))
         self.sorted_by_score = False
         image, target = self._load(0)
-        _check_input_channels(model, image)
+        check_input_channels(model, image)
         probs = self._predict([image])[0]
         self.num_classes = int(probs.shape[0])
         self.multiclass = self.num_classes > 1
-        self.class_names = _class_names(class_names, self.num_classes) if self.multiclass else None
+        self.class_names = checked_class_names(class_names, self.num_classes) if self.multiclass else None
         self._cache[0] = self._entry(0, image, target, probs)
 
         n = len(self.order)
@@ -132,7 +134,7 @@ class PredictionViewer:
         entry = self._entries([self.current if index is None else index])[0]
         pred, target = self._prediction(entry), entry["target"]
         if self.multiclass:
-            return _label_scores(pred, target, self.num_classes, self.ignore_index)
+            return label_scores(pred, target, self.num_classes, self.ignore_index)
         p, t = pred[None], target[None]
         return {"dice": float(dice_score(p, t, "none")[0]), "iou": float(iou_score(p, t, "none")[0]),
                 "false_positives": int((pred & ~target).sum()), "false_negatives": int((~pred & target).sum())}
@@ -176,7 +178,7 @@ class PredictionViewer:
             errors[pred & ~target] = FALSE_POSITIVE
             errors[~pred & target] = FALSE_NEGATIVE
             titles = ("image", "ground truth", "prediction", "errors")
-        return _compose([entry["rgb"], truth, shown, errors], titles)
+        return compose([entry["rgb"], truth, shown, errors], titles)
 
     def _cells_frame(self, entry: dict, rows: np.ndarray, cols: np.ndarray) -> Image.Image:
         """image | true cells | predicted cells (each cell its colour, a matched predicted cell its
@@ -192,7 +194,7 @@ class PredictionViewer:
         n = cells["scores"]
         titles = ("image", f"true cells: {n['true_cells']}", f"predicted cells: {n['predicted_cells']}",
                   f"{n['merged']} merged, {n['split']} split")
-        return _compose([entry["rgb"], truth, shown, marks], titles)
+        return compose([entry["rgb"], truth, shown, marks], titles)
 
     def _render(self) -> None:
         """Show the image at the slider's position: PNG bytes to .image, scores to .scores."""
@@ -260,7 +262,7 @@ class PredictionViewer:
         self.order_label.value = f"scoring {len(self.order)} images ..."
         scores, metric = self.all_scores(), self.metric
         sign = -1.0 if metric == "Rand error" else 1.0  # an error: the highest is the worst
-        self.order = sorted(range(len(scores)), key=lambda i: _worst_first(sign * scores[i], i))
+        self.order = sorted(range(len(scores)), key=lambda i: worst_first(sign * scores[i], i))
         self.sorted_by_score = True
         self.sort_button.description = "back to dataset order"
         at = "" if self.multiclass else f" at threshold {self.threshold.value:.2f}"
@@ -330,11 +332,11 @@ class PredictionViewer:
 
     def _load(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         """dataset[i] checked: image (C, H, W) float, mask (H, W)."""
-        return _check_item(self.dataset[i], i)
+        return check_item(self.dataset[i], i)
 
     def _predict(self, images: list[torch.Tensor]) -> list[torch.Tensor]:
         """Probabilities (C, h, w) of each image: overlap-tiled one by one, or one batch when the sizes agree."""
-        from .evaluation import predict_probabilities
+        from .inference import predict_probabilities
 
         same = len({tuple(im.shape) for im in images}) == 1
         batches = [torch.stack(images)] if same and not self.tiled else [im[None] for im in images]
@@ -352,7 +354,8 @@ class PredictionViewer:
     def _tiled_probabilities(self, image: torch.Tensor) -> torch.Tensor:
         """(C, H, W) probabilities of one whole image by overlap-tile inference (lesson 07), averaged
         with the mirrored image's when tta is on."""
-        from .inference import covering_tile_size, predict_tiled
+        from .inference import predict_tiled
+        from .tiling import covering_tile_size
 
         tile = self.tile_size or covering_tile_size(self.model, *image.shape[-2:])
         logits = [predict_tiled(self.model, image, tile)]
@@ -418,95 +421,3 @@ class PredictionViewer:
     def __repr__(self) -> str:
         kind = f"{self.num_classes} classes" if self.multiclass else "binary"
         return f"PredictionViewer({len(self.order)} images, {kind}, showing dataset index {self.current})"
-
-
-def _length(dataset: Dataset) -> int:
-    if not (hasattr(dataset, "__len__") and hasattr(dataset, "__getitem__")):
-        raise TypeError(f"PredictionViewer needs a dataset (len(dataset) and dataset[i]), got a "
-                        f"{type(dataset).__name__}; pass e.g. a CarvanaDataset, not a DataLoader.")
-    n = len(dataset)
-    if n == 0:
-        raise ValueError("The dataset is empty (0 images), so there is nothing to show. Check the ids or the "
-                         "split that made it (e.g. split_cars(root) gave an empty side).")
-    return n
-
-
-def _check_item(item: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """(image (C, H, W) float, mask (H, W)) from a dataset item, or an error saying what is wrong.
-    A target {"mask", "weight"} (a weight-map data set, lesson 10) gives its mask."""
-    if not isinstance(item, (tuple, list)) or len(item) < 2:
-        what = f"a {type(item).__name__}" + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
-        raise TypeError(f"PredictionViewer needs dataset items (image, mask), like CarvanaDataset's; item {i} is "
-                        f"{what}. Wrap the dataset so that it returns (image, mask).")
-    target = item[1]
-    if isinstance(target, dict):
-        if "mask" not in target:
-            raise TypeError(f"Item {i}'s target is a dict with keys {sorted(target)}; PredictionViewer shows a "
-                            "target dict by its 'mask' entry, which it lacks.")
-        target = target["mask"]
-    image, mask = torch.as_tensor(item[0]), torch.as_tensor(target)
-    if image.ndim != 3:
-        raise ValueError(f"Item {i}'s image has shape {tuple(image.shape)}; PredictionViewer needs (C, H, W) "
-                         "(channels first, e.g. (3, 160, 240)).")
-    if mask.ndim == 3 and mask.shape[0] == 1:
-        mask = mask[0]
-    if mask.shape != image.shape[1:]:
-        raise ValueError(f"Item {i}'s mask has shape {tuple(torch.as_tensor(target).shape)} but its image "
-                         f"{tuple(image.shape)}; the mask must be (1, H, W) or (H, W) with the image's H and W.")
-    return image.float() if not image.is_floating_point() else image, mask
-
-
-def _check_input_channels(model: nn.Module, image: torch.Tensor) -> None:
-    """A clear error when the model takes another number of channels than the images have."""
-    config = getattr(model, "config", None)
-    wanted = config.get("in_channels") if isinstance(config, dict) else None
-    if wanted is None:
-        wanted = next((m.in_channels for m in model.modules() if isinstance(m, nn.Conv2d)), None)
-    if wanted is not None and wanted != image.shape[0]:
-        raise ValueError(f"The model takes {wanted}-channel images but the dataset's images have {image.shape[0]} "
-                         f"channels (shape {tuple(image.shape)}). Use a model built with in_channels={image.shape[0]}, "
-                         "or the dataset it was trained on.")
-
-
-def _worst_first(score: float, index: int) -> tuple:
-    """Sort key: lowest score first, ties in dataset order, nan (nothing to score) last."""
-    return (True, 0.0, index) if math.isnan(score) else (False, score, index)
-
-
-def _class_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
-    if names is None:
-        return [f"class {c}" for c in range(num_classes)]
-    if len(names) != num_classes:
-        raise ValueError(f"class_names has {len(names)} names but the model predicts {num_classes} classes.")
-    return [str(n) for n in names]
-
-
-def _label_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int) -> dict[str, float]:
-    """Pixel accuracy over labelled pixels and mIoU over the classes present in target or prediction
-    (nan for both when no pixel is labelled), from one image's confusion matrix."""
-    scores = confusion_scores(confusion_matrix(pred[None], target[None], num_classes, ignore_index), ignore_index)
-    return {"pixel_accuracy": scores["pixel_accuracy"], "mean_iou": scores["mean_iou"]}
-
-
-# ----------------------------------------------------------------------------- composing the frame
-@lru_cache(maxsize=1)
-def _font() -> ImageFont.ImageFont:
-    try:
-        return ImageFont.load_default(size=13)
-    except TypeError:  # Pillow < 10.1: the small bitmap font
-        return ImageFont.load_default()
-
-
-def _compose(panels: list[np.ndarray], titles: Sequence[str], gap: int = 4, header: int = 18) -> Image.Image:
-    """Panels of one size side by side on white, each under its title (cut short with '...' to fit)."""
-    h, w = panels[0].shape[:2]
-    canvas = np.full((header + h, len(panels) * (w + gap) - gap, 3), 255, np.uint8)
-    for k, panel in enumerate(panels):
-        canvas[header:, k * (w + gap):k * (w + gap) + w] = panel
-    picture = Image.fromarray(canvas)
-    draw = ImageDraw.Draw(picture)
-    for k, title in enumerate(titles):
-        while len(title) > 3 and draw.textlength(title, font=_font()) > w - 2:
-            title = title[:-4].rstrip() + "..."
-        draw.text((k * (w + gap) + 2, 2), title, fill=(40, 40, 40), font=_font())
-    return picture

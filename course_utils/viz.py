@@ -19,12 +19,13 @@ from scipy import ndimage
 from torch import nn
 from torch.utils.data import Dataset
 
+from .inference import predict_probabilities
 from .metrics import dice_score
 
 
 def pick_indices(dataset: Dataset, n: int) -> list[int]:
     """Up to n indices from different cars, at different angles, when the dataset knows its
-    image ids (Carvana ids are '<car>_<angle>'); else n indices spread evenly over it."""
+    image ids (Carvana ids are '<car>_<angle>'); else n indices spread evenly over it. Lesson 06."""
     n = min(n, len(dataset))
     ids = getattr(dataset, "ids", None)
     if ids is not None and len(ids) == len(dataset):
@@ -38,26 +39,12 @@ def pick_indices(dataset: Dataset, n: int) -> list[int]:
     return [k * len(dataset) // n for k in range(n)]
 
 
-@torch.no_grad()
-def predict_masks(model: nn.Module, images: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
-    """Binary masks (N, 1, H, W) for images (N, 3, H, W): sigmoid(logits) > threshold.
-    Runs on the model's device in eval mode (and restores train mode after)."""
-    param = next(model.parameters())
-    was_training = model.training
-    model.eval()
-    try:
-        logits = model(images.to(param.device, param.dtype))
-    finally:
-        model.train(was_training)
-    return (torch.sigmoid(logits) > threshold).cpu()
-
-
 def show_predictions(model: nn.Module, dataset: Dataset, n: int = 4, device: torch.device | str | None = None,
                      indices: Sequence[int] | None = None, threshold: float = 0.5) -> Figure:
     """A Figure with one row per image: image | ground truth | prediction, titled with its Dice.
 
     dataset items are (image (3, H, W) in [0, 1], mask (1, H, W) {0, 1}); indices default to
-    n images from different cars. device: move the model there first (default: where it is).
+    n images from different cars. device: move the model there first (default: where it is). Lesson 06.
     """
     indices = list(indices) if indices is not None else pick_indices(dataset, n)
     items = [dataset[i] for i in indices]
@@ -65,7 +52,7 @@ def show_predictions(model: nn.Module, dataset: Dataset, n: int = 4, device: tor
     masks = torch.stack([torch.as_tensor(m) for _, m in items])
     if device is not None:
         model.to(device)
-    preds = predict_masks(model, images, threshold)
+    preds = predict_probabilities(model, images) > threshold
     dice = dice_score(preds, masks > 0.5, reduction="none")
     fig = Figure(figsize=(9, 2.2 * len(items) + 0.3), layout="constrained")
     axes = fig.subplots(len(items), 3, squeeze=False)
@@ -80,14 +67,15 @@ def show_predictions(model: nn.Module, dataset: Dataset, n: int = 4, device: tor
 
 
 def item_name(dataset: Dataset, i: int) -> str:
-    """How figures name item i: its id when the dataset has ids (Carvana's '<car>_<angle>'), else #i."""
+    """How figures name item i: its id when the dataset has ids (Carvana's '<car>_<angle>'), else #i.
+    Lessons 06 and 07."""
     ids = getattr(dataset, "ids", None)
     return str(ids[i]) if ids is not None else f"#{i}"
 
 
 def save_prediction_figure(model: nn.Module, dataset: Dataset, path: str | Path, n: int = 4,
                            device: torch.device | str | None = None, dpi: int = 100) -> Path:
-    """show_predictions(...) written to `path` (PNG); returns the path."""
+    """show_predictions(...) written to `path` (PNG); returns the path. Lesson 06."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     show_predictions(model, dataset, n=n, device=device).savefig(path, dpi=dpi)
@@ -96,7 +84,7 @@ def save_prediction_figure(model: nn.Module, dataset: Dataset, path: str | Path,
 
 def load_history(history_or_run_dir: Sequence[dict] | str | Path) -> list[dict]:
     """The per-epoch records of a run: a list of dicts as `fit` returns, or read from a run folder's
-    history.json (a path to the file itself works too)."""
+    history.json (a path to the file itself works too). Lessons 06 and 08."""
     if isinstance(history_or_run_dir, (str, Path)):
         path = Path(history_or_run_dir)
         path = path / "history.json" if path.is_dir() else path
@@ -113,12 +101,12 @@ _SCORE_LABELS = {"val_dice": ("Dice", "Dice (per image, mean)"), "val_miou": ("m
 
 
 def plot_history(history_or_run_dir: Sequence[dict] | str | Path) -> Figure:
-    """A Figure of a run's curves (lessons 06, 08): train and held-out loss per epoch (left), the
-    held-out score per epoch (right: Dice for Carvana, mIoU for NYUv2), with the best epoch (what
-    best.pt holds) marked.
+    """A Figure of a run's curves: train and held-out loss per epoch (left), the held-out score
+    per epoch (right: Dice for Carvana, mIoU for NYUv2), with the best epoch (what best.pt holds)
+    marked.
 
     history_or_run_dir: fit's returned list of dicts (epoch, train_loss, val_loss, val_dice or
-    val_miou, ...), or a run folder holding history.json.
+    val_miou, ...), or a run folder holding history.json. Lessons 06 and 08.
     """
     history = load_history(history_or_run_dir)
     if not history:
@@ -153,8 +141,8 @@ _FIRST_COLOURS = [  # well-separated colours for the first classes; more are gen
 
 
 def class_palette(num_classes: int) -> np.ndarray:
-    """A fixed colour per class, uint8 (num_classes, 3): the same class always gets the same colour
-    (lessons 07-08). None is black, which marks ignored pixels."""
+    """A fixed colour per class, uint8 (num_classes, 3): the same class always gets the same colour.
+    None is black, which marks ignored pixels. Lesson 08."""
     colours = list(_FIRST_COLOURS[:num_classes])
     for k in range(len(colours), num_classes):  # golden-ratio hue steps, alternating brightness
         hue, value = (k * 0.618034) % 1.0, 0.95 if k % 2 else 0.7

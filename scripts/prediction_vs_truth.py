@@ -21,7 +21,9 @@ from course_utils.checkpoint import load_checkpoint  # noqa: E402
 from course_utils.data import CarvanaDataset, split_cars  # noqa: E402
 from course_utils.metrics import dice_score  # noqa: E402
 from course_utils.predict import predict_image  # noqa: E402
-from course_utils.train import TrainConfig, load_or_train, resolve_data_dir  # noqa: E402
+from course_utils.config import TrainConfig  # noqa: E402
+from course_utils.tasks.carvana import resolve_data_dir  # noqa: E402
+from course_utils.train import load_or_train  # noqa: E402
 from course_utils.viz import pick_indices  # noqa: E402
 
 import torch  # noqa: E402

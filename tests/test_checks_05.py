@@ -27,7 +27,7 @@ def read_mask(path):
 
 
 def test_read_mask_accepts_a_right_answer_and_the_course_loader(capsys):
-    from course_utils.data.carvana import _read_mask
+    from course_utils.data.carvana_files import read_mask as _read_mask
 
     check_read_mask(read_mask)
     check_read_mask(_read_mask)

@@ -6,7 +6,7 @@ import torch
 
 from course_utils.checks import CheckFailed, check_lr_at, check_soft_dice_loss, check_train_step
 from course_utils.losses import DiceLoss
-from course_utils.train import train_step as course_train_step
+from course_utils.engine import train_step as course_train_step
 
 
 def fails_with(check, *args) -> str:

@@ -15,7 +15,10 @@ import torch
 from course_utils.data import make_toy_carvana, split_cars
 from course_utils.losses import BCEDiceLoss
 from course_utils.data.sampling import EpochShuffle, Shard, ShardedEpochShuffle
-from course_utils.train import TrainConfig, validate, load_checkpoint, main, make_loaders
+from course_utils.checkpoint import load_checkpoint
+from course_utils.config import TrainConfig
+from course_utils.engine import validate
+from course_utils.train import main, make_loaders
 
 
 def free_port() -> int:
@@ -91,7 +94,7 @@ def test_reduced_validation_equals_one_process(two_process_run, odd_toy_root):
     tmp, _ = two_process_run
     history = json.loads((tmp / "run" / "history.json").read_text())
     cfg = TrainConfig(data_dir=str(odd_toy_root), image_size=(32, 48), base_channels=4, batch_size=4,
-                      val_fraction=0.25, progress=False).validate()
+                      val_fraction=0.25, progress=False).check()
     _, val = make_loaders(cfg)
     assert len(val.dataset) == 15
     model, ckpt = load_checkpoint(tmp / "run" / "last.pt")
@@ -102,14 +105,41 @@ def test_reduced_validation_equals_one_process(two_process_run, odd_toy_root):
 
 
 def test_out_of_memory_says_what_to_lower(odd_toy_root, tmp_path, monkeypatch, capsys):
-    import course_utils.train as train
+    import course_utils.engine as engine
 
     def no_memory(*a, **k):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
-    monkeypatch.setattr(train, "_backward_and_step", no_memory)
+    monkeypatch.setattr(engine, "_backward_and_step", no_memory)
     assert main(args(odd_toy_root, tmp_path / "run")) == 1
     err = capsys.readouterr().err
     assert "ran out of memory at epoch 1, step 1" in err and "Traceback" not in err
     for option in ("--batch-size 2", "--image-size 16 24", "--base-channels", "--amp bf16", "halves"):
         assert option in err, option
+
+
+def _add_sums_in_two_processes(rank: int, store: str, out: str) -> None:
+    """One of two gloo processes: all_reduce_sums of this rank's part, saved by rank 0."""
+    import torch.distributed as dist
+
+    from course_utils.distributed import all_reduce_sums
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        big = 2**53 + 1  # float64 cannot hold it: an all-reduce in float64 would round the total
+        part = {"counts": torch.tensor([[big, rank], [3, 4]], dtype=torch.int64),
+                "scores": torch.tensor([0.25 + rank, 1.0], dtype=torch.float64)}
+        total = all_reduce_sums(part, "cpu")
+        if rank == 0:
+            torch.save(total, out)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_all_reduce_sums_adds_counts_as_exact_integers(tmp_path):
+    torch.multiprocessing.spawn(_add_sums_in_two_processes, args=(str(tmp_path / "store"), str(tmp_path / "sum.pt")),
+                                nprocs=2)
+    total = torch.load(tmp_path / "sum.pt")
+    assert total["counts"].dtype == torch.int64 and total["counts"].tolist() == [[2**54 + 2, 1], [6, 8]]
+    assert float(2**54 + 2) == float(2**54)  # what a float64 sum would have kept
+    assert total["scores"].dtype == torch.float64 and total["scores"].tolist() == [1.5, 2.0]

@@ -9,7 +9,8 @@ from matplotlib.patches import Rectangle
 from PIL import Image
 
 from course_utils.drawing import draw_unet, main
-from course_utils.model import UNet, trace_shapes
+from course_utils.inference import trace_shapes
+from course_utils.model import UNet
 
 
 def texts(fig) -> list[str]:

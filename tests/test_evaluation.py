@@ -5,8 +5,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Subset
 
-from course_utils.evaluation import (evaluate, evaluate_segmentation, predict_probabilities, summarize,
-                                     threshold_sweep)
+from course_utils.evaluation import evaluate, evaluate_segmentation, summarize, threshold_sweep
+from course_utils.inference import predict_probabilities
 from course_utils.metrics import confusion_matrix, dice_score
 
 H, W = 4, 4

@@ -7,8 +7,8 @@ import pytest
 import torch
 from torch import nn
 
-from course_utils.inference import (context_margin, covering_tile_size, mirror_pad, predict_tiled,
-                                    tile_grid)
+from course_utils.inference import predict_tiled
+from course_utils.tiling import context_margin, covering_tile_size, mirror_pad, tile_grid
 from course_utils.model import UNet
 
 

@@ -18,7 +18,10 @@ from course_utils.inference import predict_tiled
 from course_utils.model import UNet
 from course_utils.tasks import get_task, task_for_model
 from course_utils.tasks.isbi2012 import EMLoss, crop_to, valid_padding
-from course_utils.train import TrainConfig, best_of, fit, make_loaders, parse_config
+from course_utils.checkpoint import best_of
+from course_utils.config import TrainConfig
+from course_utils.engine import fit
+from course_utils.train import make_loaders, parse_config
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
@@ -27,21 +30,21 @@ def tiny(root: Path, **kw) -> TrainConfig:
     """Two training slices (0, 1), one held out (29): seconds on a CPU."""
     base = dict(task="isbi2012", data_dir=str(root), image_size=(64, 64), base_channels=4, depth=2, batch_size=2,
                 epochs=2, lr=1e-2, crops_per_slice=2, held_out=tuple(range(2, 30)), progress=False)
-    return TrainConfig(**(base | kw)).validate()
+    return TrainConfig(**(base | kw)).check()
 
 
 def test_profiles_quick_same_full_the_papers_set_up():
     quick, full = TrainConfig.for_profile("quick", "isbi2012"), TrainConfig.for_profile("full", "isbi2012")
     assert quick.padding == "same" and quick.held_out == (25, 26, 27, 28, 29)
     assert (full.padding, full.image_size, full.base_channels, full.weight_map) == ("valid", (572, 572), 64, True)
-    assert TrainConfig.from_dict(json.loads(json.dumps(full.to_dict()))) == full.validate()
+    assert TrainConfig.from_dict(json.loads(json.dumps(full.to_dict()))) == full.check()
 
 
 def test_bad_settings_say_what_to_change():
     with pytest.raises(ValueError, match="572"):
-        TrainConfig(task="isbi2012", padding="valid", image_size=(570, 570)).validate()
+        TrainConfig(task="isbi2012", padding="valid", image_size=(570, 570)).check()
     with pytest.raises(ValueError, match="0 to 29|0-29|30"):
-        TrainConfig(task="isbi2012", held_out=(25, 30)).validate()
+        TrainConfig(task="isbi2012", held_out=(25, 30)).check()
     with pytest.raises(SystemExit):
         parse_config(["--task", "isbi2012", "--held-out", *map(str, range(30))])
 
@@ -90,8 +93,8 @@ def test_fit_chooses_best_by_the_lowest_rand_error(real_isbi2012, tmp_path):
     train, val = make_loaders(cfg)
     model = get_task("isbi2012").build_model(cfg)
     assert task_for_model(model).name == "isbi2012"
-    history = fit(model, train, val, epochs=3, lr=1e-2, device="cpu", out=tmp_path, progress=False, verbose=False,
-                  loss_fn=EMLoss(), config=cfg.to_dict())
+    history = fit(model, train, val, cfg, epochs=3, lr=1e-2, device="cpu", out=tmp_path, progress=False,
+                  verbose=False, loss_fn=EMLoss())
     assert {"val_pixel_error", "val_rand_error", "val_dice", "val_loss"} <= set(history[0])
     best = read_checkpoint(tmp_path / "best.pt")
     assert best["score"] == "val_rand_error_best" and "best_dice" not in best

@@ -215,6 +215,15 @@ def test_binary_metrics_over_batches_equal_the_whole_set_at_once():
     assert r["precision"] == pytest.approx(precision_score(pred, target, "global").item())
     assert r["recall"] == pytest.approx(recall_score(pred, target, "global").item())
     assert r["dice"] != pytest.approx(r["dice_global"])  # the empty image weighs in only per image
+    parts = BinaryMetrics(), BinaryMetrics()  # two processes' shares, added as all_reduce_sums adds them
+    parts[0].update(pred[:4], target[:4])
+    per_image = parts[1].update(pred[4:], target[4:])
+    assert per_image["dice"].tolist() == pytest.approx(dice_score(pred[4:], target[4:], "none").tolist())
+    one, two = parts[0].sums(), parts[1].sums()
+    assert one["counts"].dtype == torch.int64 and one["scores"].dtype == torch.float64
+    added = BinaryMetrics()
+    added.load_sums({k: one[k] + two[k] for k in one})
+    assert added.compute() == pytest.approx(r) and added.n_images == 10
     m.reset()
     with pytest.raises(ValueError, match="update"):
         m.compute()

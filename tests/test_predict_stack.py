@@ -14,7 +14,8 @@ from torch import nn
 
 from course_utils.checkpoint import save_checkpoint
 from course_utils.data.isbi2012 import read_stack, write_stack
-from course_utils.inference import context_margin, covering_tile_size, predict_stack, predict_tiled
+from course_utils.inference import predict_stack, predict_tiled
+from course_utils.tiling import context_margin, covering_tile_size
 from course_utils.model import UNet
 from course_utils.predict import main
 

@@ -16,7 +16,9 @@ from course_utils.data import IGNORE_INDEX, label_frequencies, make_toy_nyuv2
 from course_utils.metrics import ConfusionMatrix, DepthMetrics
 from course_utils.model import TwoHeadUNet, UNet
 from course_utils.segdepth import nyuv2_loss
-from course_utils.train import TrainConfig, build_model, fit, make_loaders, parse_config, validate
+from course_utils.config import TrainConfig
+from course_utils.engine import fit, validate
+from course_utils.train import build_model, make_loaders, parse_config
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
@@ -31,7 +33,7 @@ def rooms(tmp_path_factory) -> Path:
 def config(root: Path, **kw) -> TrainConfig:
     base = dict(task="nyuv2", data_dir=str(root), image_size=(48, 64), base_channels=8, batch_size=8, epochs=2,
                 lr=3e-3, val_fraction=0.2, progress=False)
-    return TrainConfig(**(base | kw)).validate()
+    return TrainConfig(**(base | kw)).check()
 
 
 def test_models_and_loaders_follow_the_tasks(rooms):
@@ -123,9 +125,9 @@ def test_resumed_nyuv2_run_equals_a_run_never_interrupted(rooms, tmp_path):
 
 def test_bad_nyuv2_settings_say_what_to_change(tmp_path, capsys):
     with pytest.raises(ValueError, match="13 or 40"):
-        TrainConfig(task="nyuv2", num_classes=20).validate()
+        TrainConfig(task="nyuv2", num_classes=20).check()
     with pytest.raises(ValueError, match="tasks must be one of"):
-        TrainConfig(task="nyuv2", tasks="depth").validate()
+        TrainConfig(task="nyuv2", tasks="depth").check()
     with pytest.raises(FileNotFoundError, match="download nyuv2"):
         make_loaders(TrainConfig(task="nyuv2", profile="full", data_dir=str(tmp_path)))
     with pytest.raises(SystemExit):

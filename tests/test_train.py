@@ -17,23 +17,11 @@ from PIL import Image
 from course_utils.data import make_toy_carvana
 from course_utils.losses import BCEDiceLoss
 from course_utils.model import UNet
-from course_utils.train import (
-    EpochShuffle,
-    NonFiniteLossError,
-    SeededAugment,
-    TrainConfig,
-    atomic_write,
-    build_model,
-    fit,
-    load_checkpoint,
-    load_or_train,
-    main,
-    make_loaders,
-    parse_config,
-    run,
-    train_one_epoch,
-    validate,
-)
+from course_utils.checkpoint import atomic_write, load_checkpoint
+from course_utils.config import TrainConfig
+from course_utils.data.sampling import EpochShuffle, SeededAugment
+from course_utils.engine import fit, NonFiniteLossError, train_one_epoch, validate
+from course_utils.train import build_model, load_or_train, main, make_loaders, parse_config, run
 from course_utils.viz import pick_indices, show_predictions
 
 HISTORY_KEYS = {"epoch", "train_loss", "val_loss", "val_dice", "lr", "seconds", "images_per_s"}
@@ -57,7 +45,7 @@ def tiny_args(root: Path, out: Path, epochs: int = 2) -> list[str]:
 def tiny_config(root: Path, **kw) -> TrainConfig:
     base = dict(data_dir=str(root), image_size=(32, 48), base_channels=4, batch_size=8, num_workers=0,
                 val_fraction=0.25, lr=1e-2, epochs=2, progress=False)
-    return TrainConfig(**(base | kw)).validate()
+    return TrainConfig(**(base | kw)).check()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +74,7 @@ def test_config_round_trips_and_profiles():
 @pytest.mark.parametrize("size, nearest", [((100, 150), "96x144 or 112x160"), ((64, 90), "64x80 or 64x96")])
 def test_bad_image_size_names_the_nearest_that_work(size, nearest, capsys):
     with pytest.raises(ValueError, match=nearest):
-        TrainConfig(image_size=size, depth=4).validate()
+        TrainConfig(image_size=size, depth=4).check()
     with pytest.raises(SystemExit) as exit_info:
         main(["--image-size", *map(str, size), "--epochs", "1"])
     assert exit_info.value.code == 2
@@ -308,7 +296,7 @@ def one_batch(root: Path) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def test_amp_choices_resolve_per_device():
-    from course_utils.train import resolve_amp
+    from course_utils.precision import resolve_amp
 
     assert resolve_amp("auto", "cpu") is None and resolve_amp("off", "cpu") is None
     assert resolve_amp("bf16", "cpu") is torch.bfloat16 and resolve_amp("fp16", "cpu") is torch.float16
@@ -321,7 +309,7 @@ def test_amp_choices_resolve_per_device():
 
 
 def test_bf16_autocast_steps_on_cpu_reduce_the_loss(toy_root):
-    from course_utils.train import train_step
+    from course_utils.engine import train_step
 
     images, masks = one_batch(toy_root)
     torch.manual_seed(0)
@@ -335,7 +323,8 @@ def test_bf16_autocast_steps_on_cpu_reduce_the_loss(toy_root):
 
 
 def test_fp16_with_grad_scaler_on_cpu_reduces_the_loss(toy_root):
-    from course_utils.train import make_scaler, train_step
+    from course_utils.engine import train_step
+    from course_utils.precision import make_scaler
 
     scaler = make_scaler("cpu", torch.float16)
     assert scaler.is_enabled() and not make_scaler("cpu", torch.bfloat16).is_enabled()
@@ -354,7 +343,8 @@ def test_fp16_with_grad_scaler_on_cpu_reduces_the_loss(toy_root):
 def test_gradients_are_clipped_in_true_units_even_when_scaled(toy_root, fp16):
     """SGD with lr 1 moves the weights by exactly the clipped gradient: its norm must be clip_grad,
     not clip_grad / scale (which is what clipping the scaled gradients would give)."""
-    from course_utils.train import make_scaler, train_step
+    from course_utils.engine import train_step
+    from course_utils.precision import make_scaler
 
     images, masks = one_batch(toy_root)
     torch.manual_seed(0)
@@ -372,7 +362,7 @@ def test_gradients_are_clipped_in_true_units_even_when_scaled(toy_root, fp16):
 def test_channels_last_gives_the_same_losses_as_contiguous(toy_root):
     import copy
 
-    from course_utils.train import train_step
+    from course_utils.engine import train_step
 
     images, masks = one_batch(toy_root)
     torch.manual_seed(0)

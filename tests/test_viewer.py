@@ -11,7 +11,8 @@ from scipy import ndimage
 from torch.utils.data import Dataset, TensorDataset
 
 from course_utils import UNet, dice_score, iou_score
-from course_utils.inference import covering_tile_size, predict_tiled
+from course_utils.inference import predict_tiled
+from course_utils.tiling import covering_tile_size
 from course_utils.data import CarvanaDataset, ensure_toy_carvana
 from course_utils.data.isbi2012 import read_stack
 from course_utils.em_metrics import rand_error, split_merge

@@ -7,7 +7,7 @@ from matplotlib.figure import Figure
 from torch.utils.data import DataLoader, TensorDataset
 
 from course_utils import UNet
-from course_utils.train import fit
+from course_utils.engine import fit
 from course_utils.viz import plot_history
 
 

@@ -27,11 +27,12 @@ CONV_CASES = [
 
 
 def conv_output_size_reference(n: int, kernel_size: int = 3, padding: int = 0, stride: int = 1) -> int:
+    """The right answer to exercise 1: the side length after a conv, floor((n + 2p - k) / s) + 1. Lesson 01."""
     return (n + 2 * padding - kernel_size) // stride + 1
 
 
 def check_conv_output_size(conv_output_size: Callable[..., int]) -> None:
-    """Exercise 1 of lesson 01: `conv_output_size(n, kernel_size, padding, stride)` -> int."""
+    """Exercise 1: `conv_output_size(n, kernel_size, padding, stride)` -> int. Lesson 01."""
     for n, k, p, s, why in CONV_CASES:
         call = f"conv_output_size({n}, kernel_size={k}, padding={p}, stride={s})"
         got = expect_int(call_answer(conv_output_size, "conv_output_size", n, kernel_size=k, padding=p, stride=s), call)
@@ -43,7 +44,7 @@ def check_conv_output_size(conv_output_size: Callable[..., int]) -> None:
 
 
 def check_receptive_field(receptive_field: Callable[[int], int]) -> None:
-    """Exercise 2 of lesson 01: `receptive_field(n_convs)` -> side of the input square one output sees."""
+    """Exercise 2: `receptive_field(n_convs)` -> side of the input square one output sees. Lesson 01."""
     for n in (1, 2, 3, 4, 10):
         call = f"receptive_field({n})"
         got = expect_int(call_answer(receptive_field, "receptive_field", n), call)
@@ -62,8 +63,8 @@ def check_receptive_field(receptive_field: Callable[[int], int]) -> None:
 
 
 def check_double_conv(make_double_conv: Callable[..., Any]) -> None:
-    """Exercise 3 of lesson 01: `make_double_conv(in_channels, out_channels, padding)` -> nn.Module
-    doing (3x3 conv -> BatchNorm -> ReLU) twice."""
+    """Exercise 3: `make_double_conv(in_channels, out_channels, padding)` -> nn.Module
+    doing (3x3 conv -> BatchNorm -> ReLU) twice. Lesson 01."""
     import torch
     from torch import nn
 

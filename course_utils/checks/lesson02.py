@@ -15,7 +15,7 @@ PAPER_SIZES = [572, 570, 568, 284, 282, 280, 140, 138, 136, 68, 66, 64, 32, 30, 
 
 def contracting_sizes_reference(n: int, depth: int = 4) -> list[int]:
     """Side length after every step of the unpadded contracting path: the input, then two 3x3
-    convs (-2 each) per level, with a 2x2 max-pool (/2) before each level below the first."""
+    convs (-2 each) per level, with a 2x2 max-pool (/2) before each level below the first. Lesson 02."""
     sizes = [n]
     for level in range(depth + 1):
         if level > 0:
@@ -59,8 +59,8 @@ def _trace(n: int, depth: int) -> str:
 
 
 def check_contracting_sizes(contracting_sizes: Callable[..., list[int]]) -> None:
-    """Exercise 1 of lesson 02: `contracting_sizes(n, depth=4)` -> list of side lengths; ValueError
-    when an odd size would meet a max-pool or a size stops being positive."""
+    """Exercise 1: `contracting_sizes(n, depth=4)` -> list of side lengths; ValueError
+    when an odd size would meet a max-pool or a size stops being positive. Lesson 02."""
     cases = [(572, 4), (188, 4), (572, 2), (64, 1)]
     for n, depth in cases:
         call = f"contracting_sizes({n}, depth={depth})"
@@ -95,8 +95,8 @@ def check_contracting_sizes(contracting_sizes: Callable[..., list[int]]) -> None
 
 
 def check_encoder(Encoder: Callable[..., Any]) -> None:
-    """Exercise 3 of lesson 02: `Encoder(in_channels, base_channels, depth, padding)`, whose forward
-    returns the depth + 1 feature maps: the output of the first DoubleConv and of every Down."""
+    """Exercise 3: `Encoder(in_channels, base_channels, depth, padding)`, whose forward
+    returns the depth + 1 feature maps: the output of the first DoubleConv and of every Down. Lesson 02."""
     import torch
     from torch import nn
 
@@ -167,8 +167,8 @@ def _check_features(feats: Any, call: str, x: Any, unet: Any) -> None:
 
 
 def check_valid_sizes(answer: Iterable[int], candidates: Iterable[int], depth: int = 4) -> None:
-    """Exercise 2 of lesson 02: `answer` holds exactly those `candidates` the unpadded U-Net of
-    `depth` levels can take."""
+    """Exercise 2: `answer` holds exactly those `candidates` the unpadded U-Net of
+    `depth` levels can take. Lesson 02."""
     from ..model import output_length, valid_input_sizes
 
     step = 2**depth

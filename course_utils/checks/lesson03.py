@@ -18,7 +18,7 @@ __all__ = ["check_up_conv_by_hand", "check_upsampling_parameters", "check_center
 
 def check_up_conv_by_hand(up_conv_by_hand: Callable) -> None:
     """Exercise 1: `up_conv_by_hand(x, weight, bias)`, x (C_in, h, w), weight (C_in, C_out, 2, 2),
-    bias (C_out,) -> (C_out, 2h, 2w), equal to nn.ConvTranspose2d(C_in, C_out, 2, stride=2)."""
+    bias (C_out,) -> (C_out, 2h, 2w), equal to nn.ConvTranspose2d(C_in, C_out, 2, stride=2). Lesson 03."""
     import torch
     import torch.nn.functional as F
 
@@ -82,7 +82,7 @@ UP_CASES = [(1024, "transpose"), (1024, "bilinear"), (128, "transpose"), (64, "b
 
 def check_upsampling_parameters(upsampling_parameters: Callable[[int, str], int]) -> None:
     """Exercise 2: `upsampling_parameters(in_channels, upsampling)` -> parameters of the layer that
-    doubles the size and halves the channels (course_utils.Up(...).up)."""
+    doubles the size and halves the channels (course_utils.Up(...).up). Lesson 03."""
     from ..model import Up, count_parameters
 
     for c, mode in UP_CASES:
@@ -130,7 +130,7 @@ CROP_CASES = [
 
 def check_center_crop(crop_center: Callable) -> None:
     """Exercise 3: `crop_center(x, (h, w))` -> the central h x w window of x (..., H, W),
-    starting at row (H - h) // 2 and column (W - w) // 2."""
+    starting at row (H - h) // 2 and column (W - w) // 2. Lesson 03."""
     import torch
 
     for shape, size, why in CROP_CASES:

@@ -15,7 +15,7 @@ __all__ = ["check_crop_and_concat", "check_valid_output_size", "check_double_con
 
 
 def whole_number(value: Any, what: str) -> int:
-    """The learner's answer as an int, or a message saying why it is not one."""
+    """The learner's answer as an int, or a message saying why it is not one. Lesson 04."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         fail(f"{what} returned {value!r}; expected a whole number (int).")
     if not isinstance(value, numbers.Integral):
@@ -26,7 +26,7 @@ def whole_number(value: Any, what: str) -> int:
 # ------------------------------------------------------------- exercise 1: crop and concatenate
 
 def check_crop_and_concat(crop_and_concat: Callable) -> None:
-    """Exercise 1: `crop_and_concat(skip, x)` -> torch.cat([center-cropped skip, x], dim=1)."""
+    """Exercise 1: `crop_and_concat(skip, x)` -> torch.cat([center-cropped skip, x], dim=1). Lesson 04."""
     import torch
 
     from ..model import center_crop
@@ -87,7 +87,7 @@ SIZE_CASES = [(572, 4), (188, 4), (570, 4), (300, 4), (92, 3), (60, 2), (42, 2),
 
 
 def valid_sizes_chain(n: int, depth: int) -> tuple[list[str], int | None]:
-    """The size at every step of the unpadded U-Net, as words, and the output (None if it cannot)."""
+    """The size at every step of the unpadded U-Net, as words, and the output (None if it cannot). Lesson 04."""
     steps = [str(n)]
     for level in range(depth):
         n -= 4
@@ -111,7 +111,7 @@ def valid_sizes_chain(n: int, depth: int) -> tuple[list[str], int | None]:
 
 def check_valid_output_size(valid_output_size: Callable[[int, int], int | None]) -> None:
     """Exercise 2: `valid_output_size(n, depth)` -> output side of UNet(padding="valid", depth=depth)
-    for an input side n, or None when a max-pool would meet an odd size."""
+    for an input side n, or None when a max-pool would meet an odd size. Lesson 04."""
     for n, depth in SIZE_CASES:
         what = f"valid_output_size({n}, depth={depth})"
         got = call_answer(valid_output_size, "valid_output_size", n, depth)
@@ -156,7 +156,7 @@ PARAM_CASES = [(1, 64, False), (64, 128, False), (512, 1024, False), (3, 64, Tru
 
 def check_double_conv_parameters(double_conv_parameters: Callable[[int, int, bool], int]) -> None:
     """Exercise 3: `double_conv_parameters(in_channels, out_channels, batch_norm)` -> parameters of
-    DoubleConv(in_channels, out_channels, batch_norm=batch_norm)."""
+    DoubleConv(in_channels, out_channels, batch_norm=batch_norm). Lesson 04."""
     from ..model import DoubleConv, count_parameters
 
     for c_in, c_out, bn in PARAM_CASES:

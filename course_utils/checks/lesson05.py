@@ -70,7 +70,7 @@ def _as_mask_array(got: Any, call: str) -> np.ndarray:
 
 
 def check_read_mask(read_mask: Callable[[Path], np.ndarray]) -> None:
-    """Exercise 1 of lesson 05: `read_mask(path)` -> uint8 (H, W) {0, 1}; ValueError for other values."""
+    """Exercise 1: `read_mask(path)` -> uint8 (H, W) {0, 1}; ValueError for other values. Lesson 05."""
     mask = _car_mask()
     h, w = mask.shape
     with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as tmp:  # a learner may leave files open
@@ -148,7 +148,7 @@ def _rle_cases() -> list[tuple[str, tuple[int, int], str]]:
 
 
 def check_rle_decode(rle_decode_by_hand: Callable[[str, tuple[int, int]], np.ndarray]) -> None:
-    """Exercise 2 of lesson 05: `rle_decode_by_hand(rle, shape)` -> (H, W) mask of {0, 1}."""
+    """Exercise 2: `rle_decode_by_hand(rle, shape)` -> (H, W) mask of {0, 1}. Lesson 05."""
     for rle, shape, why in _rle_cases():
         shown = rle if len(rle) <= 20 else rle[:17] + "..."
         call = f"rle_decode_by_hand({shown!r}, {shape})"
@@ -236,7 +236,7 @@ def _check_partition(train: list, val: list, ids: list[str], call: str) -> None:
 
 
 def check_split_by_car(split_by_car: Callable[..., tuple[list[str], list[str]]]) -> None:
-    """Exercise 3 of lesson 05: `split_by_car(ids, val_fraction=0.2, seed=0)` -> (train_ids, val_ids)."""
+    """Exercise 3: `split_by_car(ids, val_fraction=0.2, seed=0)` -> (train_ids, val_ids). Lesson 05."""
     ids = _toy_ids()
     n_cars = len({_car(i) for i in ids})
     for fraction, seed in ((0.2, 0), (0.25, 1), (0.5, 2)):

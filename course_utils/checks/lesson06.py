@@ -29,8 +29,8 @@ def _dice_cases():
 
 
 def check_soft_dice_loss(soft_dice_loss: Callable[..., Any]) -> None:
-    """Exercise 2 of lesson 06: `soft_dice_loss(logits, target, smooth=1.0)` -> scalar tensor,
-    1 - soft Dice of sigmoid(logits), per image, averaged over the batch."""
+    """Exercise 2: `soft_dice_loss(logits, target, smooth=1.0)` -> scalar tensor,
+    1 - soft Dice of sigmoid(logits), per image, averaged over the batch. Lesson 06."""
     import torch
 
     from ..losses import DiceLoss, soft_dice
@@ -81,12 +81,12 @@ def _tiny_setup():
 
 
 def check_train_step(train_step: Callable[..., Any]) -> None:
-    """Exercise 1 of lesson 06: `train_step(model, images, masks, loss_fn, optimizer)` -> the loss
-    (before the step); zero the gradients, forward, loss, backward, optimizer step."""
+    """Exercise 1: `train_step(model, images, masks, loss_fn, optimizer)` -> the loss
+    (before the step); zero the gradients, forward, loss, backward, optimizer step. Lesson 06."""
     import torch
 
     from ..losses import BCEDiceLoss
-    from ..train import train_step as reference
+    from ..engine import train_step as reference
 
     model, images, masks = _tiny_setup()
     theirs, ours = copy.deepcopy(model), copy.deepcopy(model)
@@ -110,22 +110,22 @@ def check_train_step(train_step: Callable[..., Any]) -> None:
             why = ("the second step differs: call optimizer.zero_grad() before backward(), or the gradients "
                    "of the previous step are added to this one's" if step == 2 else
                    "compute loss_fn(model(images), masks), call loss.backward(), then optimizer.step()")
-            fail(f"{call} moved the weights differently from course_utils.train.train_step: {why}.")
+            fail(f"{call} moved the weights differently from course_utils.engine.train_step: {why}.")
         if not torch.allclose(got.detach().float(), want, atol=1e-6):
             fail(f"{call} returned {got.item():.5f}; expected {want.item():.5f}: return the loss computed "
                  f"in this step's forward pass (before the weights change).")
-    passed("zero_grad, forward, loss, backward, step: two steps match course_utils.train.train_step.")
+    passed("zero_grad, forward, loss, backward, step: two steps match course_utils.engine.train_step.")
 
 
 def _lr_reference(step: int, total_steps: int, warmup_steps: int, peak_lr: float) -> float:
-    from ..train import warmup_cosine
+    from ..engine import warmup_cosine
 
     return peak_lr * warmup_cosine(step, total_steps, warmup_steps)
 
 
 def check_lr_at(lr_at: Callable[..., float]) -> None:
-    """Exercise 3 of lesson 06: `lr_at(step, total_steps, warmup_steps, peak_lr)` -> the learning rate
-    at batch `step` (0-based): linear warm-up to peak_lr, then cosine decay to 0."""
+    """Exercise 3: `lr_at(step, total_steps, warmup_steps, peak_lr)` -> the learning rate
+    at batch `step` (0-based): linear warm-up to peak_lr, then cosine decay to 0. Lesson 06."""
     total, warm, peak = 100, 10, 3e-3
     cases = [(0, "the first step of the warm-up is (0 + 1) / warmup_steps of the peak, not 0 (a zero lr "
                  "would waste the step)"),
@@ -149,4 +149,4 @@ def check_lr_at(lr_at: Callable[..., float]) -> None:
             if math.isclose(got, want / peak, rel_tol=1e-6, abs_tol=1e-9):
                 hint = "you returned the factor; multiply it by peak_lr"
             fail(f"{call} returned {got:.6g}; expected {want:.6g}: {hint}.")
-    passed("linear warm-up to peak_lr, then cosine to 0: matches course_utils.train.warmup_cosine.")
+    passed("linear warm-up to peak_lr, then cosine to 0: matches course_utils.engine.warmup_cosine.")

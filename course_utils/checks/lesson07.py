@@ -63,8 +63,8 @@ def _as_scores(got: Any, call: str):
 
 
 def check_per_image_dice(per_image_dice: Callable[..., Any]) -> None:
-    """Exercise 1 of lesson 07: `per_image_dice(pred, target)` for bool masks (N, 1, H, W) ->
-    float tensor (N,), 2|P & T| / (|P| + |T|) per image, and 1 where both masks are empty."""
+    """Exercise 1: `per_image_dice(pred, target)` for bool masks (N, 1, H, W) ->
+    float tensor (N,), 2|P & T| / (|P| + |T|) per image, and 1 where both masks are empty. Lesson 07."""
     import torch
 
     from ..metrics import dice_score, iou_score
@@ -121,8 +121,8 @@ def _pooled_reference(pred, target) -> float:
 
 
 def check_pooled_dice(pooled_dice: Callable[..., Any]) -> None:
-    """Exercise 2 of lesson 07: `pooled_dice(pred, target)` for bool masks (N, 1, H, W) -> one number,
-    the Dice of all pixels of the batch counted together; 1 if both are empty everywhere."""
+    """Exercise 2: `pooled_dice(pred, target)` for bool masks (N, 1, H, W) -> one number,
+    the Dice of all pixels of the batch counted together; 1 if both are empty everywhere. Lesson 07."""
     import torch
 
     from ..metrics import dice_score
@@ -210,8 +210,8 @@ def _rle_hints(got: str, mask: np.ndarray) -> list[tuple[str, str]]:
 
 
 def check_rle_encode(rle_encode_by_hand: Callable[[np.ndarray], str]) -> None:
-    """Exercise 3 of lesson 07: `rle_encode_by_hand(mask)` for a uint8 (H, W) {0, 1} mask -> the Kaggle
-    RLE string: 'start length ...', pixels numbered from 1 row by row, '' for an empty mask."""
+    """Exercise 3: `rle_encode_by_hand(mask)` for a uint8 (H, W) {0, 1} mask -> the Kaggle
+    RLE string: 'start length ...', pixels numbered from 1 row by row, '' for an empty mask. Lesson 07."""
     from ..rle import rle_decode, rle_encode
 
     for mask, what in _rle_masks():

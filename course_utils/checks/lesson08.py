@@ -36,23 +36,23 @@ def _mapping_files(folder: Path, seed: int = 8) -> tuple[np.ndarray, np.ndarray]
     40 -> 13 table) and return (mapClass, labels13) as scipy.io.loadmat gives them back."""
     from scipy.io import loadmat, savemat
 
-    from ..data.toy_nyuv2 import _CLASS_13_OF_40, CLASS_NAMES_13, CLASS_NAMES_40, _cell
+    from ..data.nyuv2_classes import CLASS_13_OF_40, CLASS_NAMES_13, CLASS_NAMES_40, matlab_cell
 
     rng = np.random.default_rng(seed)
     map_class = rng.integers(1, 41, size=(1, 894)).astype(np.uint8)
     map_class[0, :40] = rng.permutation(40) + 1  # every 40-class is used somewhere
-    labels13 = np.array([[CLASS_NAMES_13.index(n) + 1 for n in _CLASS_13_OF_40]], np.uint8)
-    savemat(folder / "classMapping40.mat", {"className": _cell(CLASS_NAMES_40), "mapClass": map_class})
+    labels13 = np.array([[CLASS_NAMES_13.index(n) + 1 for n in CLASS_13_OF_40]], np.uint8)
+    savemat(folder / "classMapping40.mat", {"className": matlab_cell(CLASS_NAMES_40), "mapClass": map_class})
     savemat(folder / "class13Mapping.mat",
-            {"classMapping13": {"labels13": labels13, "classNames": _cell(CLASS_NAMES_13)}})
+            {"classMapping13": {"labels13": labels13, "classNames": matlab_cell(CLASS_NAMES_13)}})
     m40, m13 = loadmat(folder / "classMapping40.mat"), loadmat(folder / "class13Mapping.mat")
     return m40["mapClass"], m13["classMapping13"][0, 0]["labels13"]
 
 
 def check_raw_to_13(raw_to_13: Callable[..., Any]) -> None:
-    """Exercise 1 of lesson 08: `raw_to_13(map_class, labels13)` with mapClass (1, 894) (raw 1..894
+    """Exercise 1: `raw_to_13(map_class, labels13)` with mapClass (1, 894) (raw 1..894
     -> 1..40) and labels13 (1, 40) (40-class 1..40 -> 1..13), as scipy.io.loadmat reads them ->
-    an integer lookup table (895,) with lut[raw] in 1..13 and lut[0] = 0 (unlabeled)."""
+    an integer lookup table (895,) with lut[raw] in 1..13 and lut[0] = 0 (unlabeled). Lesson 08."""
     from ..data.nyuv2 import read_class_mapping
 
     with tempfile.TemporaryDirectory(prefix="lesson08-") as tmp:
@@ -112,9 +112,9 @@ def _ce_case(ignored: bool):
 
 
 def check_cross_entropy(cross_entropy_by_hand: Callable[..., Any]) -> None:
-    """Exercise 2 of lesson 08: `cross_entropy_by_hand(logits, target, ignore_index=255)` for logits
+    """Exercise 2: `cross_entropy_by_hand(logits, target, ignore_index=255)` for logits
     (N, C, H, W) and labels (N, H, W) -> a scalar: the mean over labelled pixels of -log softmax
-    (over C) at the true class; equal to F.cross_entropy(logits, target, ignore_index=255)."""
+    (over C) at the true class; equal to F.cross_entropy(logits, target, ignore_index=255). Lesson 08."""
     import torch
     import torch.nn.functional as F
 
@@ -180,9 +180,9 @@ def _count_cases():
 
 
 def check_median_frequency_weights(median_frequency_weights: Callable[..., Any]) -> None:
-    """Exercise 3 of lesson 08: `median_frequency_weights(counts)` for pixel counts (C,) -> weights (C,):
+    """Exercise 3: `median_frequency_weights(counts)` for pixel counts (C,) -> weights (C,):
     median(freq) / freq_c with freq = counts / counts.sum() and the median over the classes that have
-    pixels; weight 0 for a class with no pixels. Equal to class_weights(counts, "median")."""
+    pixels; weight 0 for a class with no pixels. Equal to class_weights(counts, "median"). Lesson 08."""
     import torch
 
     from ..losses import class_weights

@@ -59,8 +59,8 @@ def _border_hints(d1, d2, w0, sigma) -> list[tuple[np.ndarray, str]]:
 
 
 def check_border_term(border_term: Callable[..., Any]) -> None:
-    """Exercise 1 of lesson 09: `border_term(d1, d2, w0, sigma)` -> w0 * exp(-(d1 + d2)^2 / (2 sigma^2)),
-    element by element, for arrays d1, d2 of the same shape."""
+    """Exercise 1: `border_term(d1, d2, w0, sigma)` -> w0 * exp(-(d1 + d2)^2 / (2 sigma^2)),
+    element by element, for arrays d1, d2 of the same shape. Lesson 09."""
     from ..paper import border_term as reference
 
     d1, d2 = _distances()
@@ -112,8 +112,8 @@ def _as_two(got: Any, call: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np
 
 
 def check_two_nearest(two_nearest: Callable[..., Any]) -> None:
-    """Exercise 2 of lesson 09: `two_nearest(distances)` for distances (K, H, W), K >= 2 ->
-    (d1, d2), each (H, W): the smallest and the second smallest distance of each pixel over the K cells."""
+    """Exercise 2: `two_nearest(distances)` for distances (K, H, W), K >= 2 ->
+    (d1, d2), each (H, W): the smallest and the second smallest distance of each pixel over the K cells. Lesson 09."""
     for k, seed in ((2, 0), (5, 1)):
         dist = _cell_distance_stack(k, seed)
         call = f"two_nearest(distances) with distances of shape {dist.shape} (K={k} cells)"
@@ -153,8 +153,8 @@ def _masks() -> list[tuple[np.ndarray, str]]:
 
 
 def check_class_weights(class_weights: Callable[..., Any]) -> None:
-    """Exercise 3 of lesson 09: `class_weights(mask)` for a bool (H, W) mask -> float (H, W) w_c: each
-    pixel weighs freq(most frequent class) / freq(its class); all 1 when the mask has one class only."""
+    """Exercise 3: `class_weights(mask)` for a bool (H, W) mask -> float (H, W) w_c: each
+    pixel weighs freq(most frequent class) / freq(its class); all 1 when the mask has one class only. Lesson 09."""
     from ..paper import class_frequency_weights
 
     for mask, what in _masks():
@@ -202,8 +202,8 @@ def check_class_weights(class_weights: Callable[..., Any]) -> None:
 # ------------------------------------------------------------- exercise 4: the paper's init
 
 def check_paper_std(paper_std: Callable[..., Any]) -> None:
-    """Exercise 4 of lesson 09: `paper_std(in_channels, out_channels, kernel_size)` -> sqrt(2 / N),
-    N = in_channels * kernel_size**2, the inputs one output unit of the conv sees."""
+    """Exercise 4: `paper_std(in_channels, out_channels, kernel_size)` -> sqrt(2 / N),
+    N = in_channels * kernel_size**2, the inputs one output unit of the conv sees. Lesson 09."""
     for c_in, c_out, k in ((128, 64, 3), (64, 64, 3), (1, 64, 3), (64, 2, 1)):
         call = f"paper_std({c_in}, {c_out}, {k})"
         got = call_answer(paper_std, "paper_std", c_in, c_out, k)

@@ -86,8 +86,8 @@ def _pixel_hints(pred: np.ndarray, target: np.ndarray) -> list[tuple[float, str]
 
 
 def check_pixel_error(pixel_error: Callable[..., Any]) -> None:
-    """Exercise 1 of lesson 10: `pixel_error(pred, target)` for two uint8 (H, W) masks with 255 = cell
-    and 0 = membrane -> one float, the share of pixels where the two masks disagree (1 - pixel accuracy)."""
+    """Exercise 1: `pixel_error(pred, target)` for two uint8 (H, W) masks with 255 = cell
+    and 0 = membrane -> one float, the share of pixels where the two masks disagree (1 - pixel accuracy). Lesson 10."""
     from ..em_metrics import pixel_error as reference
 
     for pred, target, what in _pixel_cases():
@@ -176,9 +176,9 @@ def _cell_hint(got: np.ndarray, mask: np.ndarray) -> str | None:
 
 
 def check_cells(cells_of: Callable[..., Any]) -> None:
-    """Exercise 2 of lesson 10: `cells_of(mask)` for a uint8 (H, W) mask with 255 = cell, 0 = membrane ->
+    """Exercise 2: `cells_of(mask)` for a uint8 (H, W) mask with 255 = cell, 0 = membrane ->
     int labels (H, W): 0 on the membrane, 1..K one number per cell, a cell being a 4-connected group of
-    cell pixels (neighbours up, down, left and right, never across a corner)."""
+    cell pixels (neighbours up, down, left and right, never across a corner). Lesson 10."""
     from ..data.isbi2012 import cell_labels
 
     for mask, what in _cell_cases():

@@ -11,26 +11,32 @@ download isbi2012`); `ISBI2012Dataset(root, split, slices, transform, weight_map
 from __future__ import annotations
 
 from ..rle import rle_decode, rle_encode
-from .cache import ResizedCache, build_cache
-from .carvana import CarvanaDataset, car_id, split_cars, split_summary
-from .download import DownloadError, download_carvana, download_nyuv2
+from .cache import ResizedCache, build_cache, cache_folder
+from .carvana import CarvanaDataset, split_cars, split_summary
+from .carvana_files import car_id
+from .download import ARCHIVES, RULES_URL, DownloadError, download_carvana, download_nyuv2
 from .isbi2012_download import download_isbi2012, ensure_isbi2012
 from .isbi2012 import (ISBI2012Dataset, cell_labels, check_isbi2012, em_eval_transform, em_train_transform,
                        held_out_split, read_isbi2012, read_stack, write_stack)
 from .nyuv2 import IGNORE_INDEX, NYUv2Dataset, label_frequencies, nyuv2_class_names, read_class_mapping
+from .nyuv2_classes import RAW_IDS
 from .toy_carvana import ensure_toy_carvana, make_toy_carvana
 from .toy_nyuv2 import ensure_toy_nyuv2, make_toy_nyuv2
-from .transforms import GridElastic, eval_transform, train_transform
+from .transforms import GridElastic, eval_transform, paper_sigma, train_transform
 
 __all__ = [
+    "ARCHIVES",
     "CarvanaDataset",
     "DownloadError",
     "GridElastic",
     "IGNORE_INDEX",
     "ISBI2012Dataset",
     "NYUv2Dataset",
+    "RAW_IDS",
+    "RULES_URL",
     "ResizedCache",
     "build_cache",
+    "cache_folder",
     "car_id",
     "cell_labels",
     "check_isbi2012",
@@ -48,6 +54,7 @@ __all__ = [
     "make_toy_carvana",
     "make_toy_nyuv2",
     "nyuv2_class_names",
+    "paper_sigma",
     "read_class_mapping",
     "read_isbi2012",
     "read_stack",

@@ -77,6 +77,8 @@ def _toy(args: argparse.Namespace) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI `python -m course_utils.data`: download a real data set, draw a toy one, or build the Carvana cache;
+    a learner's problem prints one message and exits 1. Lessons 05, 08 and 10."""
     args = _parser().parse_args(argv)
     from ..environment import data_root
     from .download import DownloadError

@@ -27,7 +27,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .carvana_files import find_masks, image_error, image_ids, image_path, read_mask, size_mismatch
 from .folders import remove_abandoned_partials
+from .transforms import resize
 
 __all__ = ["ResizedCache", "build_cache", "cache_folder"]
 
@@ -38,10 +40,8 @@ COMPLETE = "index.json"  # written last: the cache is whole
 
 def _listing(root: Path) -> tuple[list[str], list[Path], list[Path]]:
     """(ids, image paths, mask paths) of every image in root/train, checked like CarvanaDataset does."""
-    from .carvana import IMAGES, _image_ids, find_masks
-
-    ids = _image_ids(root)
-    return ids, [root / IMAGES / f"{i}.jpg" for i in ids], find_masks(root, ids)
+    ids = image_ids(root)
+    return ids, [image_path(root, i) for i in ids], find_masks(root, ids)
 
 
 def _key(size: tuple[int, int], images: list[Path], masks: list[Path]) -> str:
@@ -54,7 +54,7 @@ def _key(size: tuple[int, int], images: list[Path], masks: list[Path]) -> str:
 
 
 def cache_folder(root: str | Path, size: tuple[int, int], cache_dir: str | Path | None = None) -> Path:
-    """Where the cache of `root` at `size` (H, W) lives for the files as they are now (built or not)."""
+    """Where the cache of `root` at `size` (H, W) lives for the files as they are now (built or not). Lesson 05."""
     root = Path(root)
     size = (int(size[0]), int(size[1]))
     _, images, masks = _listing(root)
@@ -66,11 +66,8 @@ def load_resized(image_path: Path, mask_path: Path, size: tuple[int, int]) -> tu
     """One pair at size (H, W): the JPEG decoded in draft mode (at 1/2, 1/4 or 1/8 scale, at least
     (H, W)), then resized exactly as eval_transform(size) does; the mask from the full-size GIF.
 
-    Same checks and error messages as CarvanaDataset.load (damaged files, mask values, sizes).
+    Same checks and error messages as CarvanaDataset.load (damaged files, mask values, sizes). Lesson 05.
     """
-    from .carvana import _read_mask, _size_mismatch
-    from .transforms import _resize
-
     height, width = size
     try:
         with Image.open(image_path) as im:
@@ -81,15 +78,12 @@ def load_resized(image_path: Path, mask_path: Path, size: tuple[int, int]) -> tu
     except FileNotFoundError:
         raise
     except (OSError, ValueError, SyntaxError) as err:
-        raise OSError(
-            f"Could not read the image {image_path}: {err}. The file is damaged or not a JPEG; "
-            "download the data set again (or delete the toy set's folder and let it be redrawn)."
-        ) from err
-    mask = _read_mask(mask_path)
+        raise image_error(image_path, err) from err
+    mask = read_mask(mask_path)
     if (mask.shape[1], mask.shape[0]) != full:
-        raise _size_mismatch(image_path, full, mask_path, mask.shape)
-    resize = _resize(size)  # eval_transform's own resize: INTER_AREA when shrinking, masks nearest
-    return resize.apply(image), resize.apply_to_mask(mask)
+        raise size_mismatch(image_path, full, mask_path, mask.shape)
+    resized = resize(size)  # eval_transform's own resize: INTER_AREA when shrinking, masks nearest
+    return resized.apply(image), resized.apply_to_mask(mask)
 
 
 def build_cache(root: str | Path, size: tuple[int, int], cache_dir: str | Path | None = None,
@@ -98,7 +92,7 @@ def build_cache(root: str | Path, size: tuple[int, int], cache_dir: str | Path |
 
     workers: decoding threads (PIL and OpenCV release the GIL); default min(8, CPU count).
     The cache is written to a temporary folder and renamed when whole, so an interrupted build
-    is never mistaken for a finished one, and two processes building at once do not collide.
+    is never mistaken for a finished one, and two processes building at once do not collide. Lesson 05.
     """
     root = Path(root)
     size = (int(size[0]), int(size[1]))
@@ -185,12 +179,11 @@ def _check_space(base: Path, needed: int) -> None:
         )
 
 
-
 class ResizedCache:
     """A built cache, memory-mapped: `get(image_id)` -> (image uint8 (H, W, 3), mask uint8 (H, W)), copies.
 
     The memory maps open lazily in each process, so a dataset holding this pickles cheaply into
-    DataLoader workers, which then share the operating system's page cache.
+    DataLoader workers, which then share the operating system's page cache. Lesson 05.
     """
 
     def __init__(self, folder: str | Path) -> None:

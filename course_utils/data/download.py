@@ -14,33 +14,28 @@ website; when something is missing, the DownloadError says exactly what to do.
 
 NYU Depth V2: the labeled set (one 2.97 GB MATLAB file from NYU's server) and three small
 metadata files (the official train/test split and the 40- and 13-class mappings, from
-github.com/ankurhanda/nyuv2-meta-data) over plain HTTPS. A download goes to NAME.part and
-resumes where it stopped (HTTP Range requests); each file's size and SHA-256 are checked
-before it is renamed into place.
+github.com/ankurhanda/nyuv2-meta-data) over plain HTTPS with fetch_file (fetch.py): it resumes
+an interrupted download and checks each file's size and SHA-256 before renaming it into place.
 
-ISBI 2012 (lesson 10) has its own module, course_utils.data.isbi2012_download, which uses
-fetch_file from here.
+ISBI 2012 (lesson 10) has its own module, course_utils.data.isbi2012_download.
 """
 from __future__ import annotations
 
-import hashlib
-import http.client
 import json
 import os
 import shutil
 import stat
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-__all__ = ["download_carvana", "download_nyuv2", "fetch_file", "host_of", "checked_marker",
-           "DownloadError", "Remote", "COMPETITION", "ARCHIVES", "NYUV2_FILES"]
+from .fetch import DownloadError, Remote, bytes_on_disk, fetch_file, part_path
+
+__all__ = ["download_carvana", "download_nyuv2", "DownloadError", "Remote", "COMPETITION", "ARCHIVES",
+           "RULES_URL", "NYUV2_FILES"]
 
 COMPETITION = "carvana-image-masking-challenge"
 RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"
@@ -50,13 +45,9 @@ KAGGLE_IMAGES = 5088  # 318 cars x 16 angles: train/ and train_masks/ of a compl
 FREE_SPACE_NEEDED = 1 << 30  # the zips (~0.45 GB) and what they unpack to, with room to spare
 
 
-class DownloadError(RuntimeError):
-    """A download that cannot work as things are; the message says what to do instead."""
-
-
 @dataclass(frozen=True)
 class Archive:
-    """One competition file: the zip's name and what it unpacks to in the data folder."""
+    """One competition file: the zip's name and what it unpacks to in the data folder. Lesson 05."""
 
     name: str  # e.g. "train.zip"
     target: str  # a folder ("train") or a single file ("train_masks.csv")
@@ -82,7 +73,7 @@ def download_carvana(root: str | Path | None = None, *, keep_zips: bool = False,
     Zips copied into root by hand are checked and unpacked without downloading anything, and a
     folder unzipped by hand (5088 images, 5088 masks, both csv files) is left as it is.
     Raises DownloadError with instructions when the kaggle package, credentials, the accepted
-    competition rules or the network are missing.
+    competition rules or the network are missing. Lesson 05.
     """
     if root is None:
         from ..environment import data_root
@@ -94,33 +85,40 @@ def download_carvana(root: str | Path | None = None, *, keep_zips: bool = False,
         if _is_done(root, archive):
             print(f"{archive.name}: already unpacked into {root / archive.target}, skipping.", flush=True)
             continue
-        zip_path = root / archive.name
-        problem = _check_zip(zip_path) if zip_path.exists() else "missing"
-        if problem != "missing" and problem:
-            print(f"{zip_path} is incomplete or damaged ({problem}); downloading it again.", flush=True)
-        for force in (False, True):  # first let kaggle resume a partial file; then start over
-            if not problem:
-                break
-            if api is None:
-                _check_free_space(root)
-                api = _kaggle_api()
-            if force:
-                zip_path.unlink(missing_ok=True)
-            _fetch(api, archive.name, root, force)
-            problem = _check_zip(zip_path) if zip_path.exists() else "missing"
-        if problem == "missing":
-            raise DownloadError(f"Kaggle reported no error, but {zip_path} is not there. " + _by_hand(root))
-        if problem:
-            zip_path.unlink(missing_ok=True)
-            raise DownloadError(
-                f"{zip_path} was downloaded twice and is damaged both times ({problem}); it has been deleted. "
-                "Check your disk and connection and run the download again. " + _by_hand(root)
-            )
-        _extract(zip_path, root, archive)
+        api = _whole_zip(root, archive, api)
+        _extract(root / archive.name, root, archive)
         if not keep_zips:
-            zip_path.unlink()
+            (root / archive.name).unlink()
     _check_layout(root)
     return root
+
+
+def _whole_zip(root: Path, archive: Archive, api: Any) -> Any:
+    """Make root/archive.name a whole zip: keep one that checks, else download it (a second time from
+    scratch if needed); return the kaggle client, made only when something had to be downloaded."""
+    zip_path = root / archive.name
+    problem = _check_zip(zip_path) if zip_path.exists() else "missing"
+    if problem != "missing" and problem:
+        print(f"{zip_path} is incomplete or damaged ({problem}); downloading it again.", flush=True)
+    for force in (False, True):  # first let kaggle resume a partial file; then start over
+        if not problem:
+            break
+        if api is None:
+            _check_free_space(root)
+            api = _kaggle_api()
+        if force:
+            zip_path.unlink(missing_ok=True)
+        _fetch(api, archive.name, root, force)
+        problem = _check_zip(zip_path) if zip_path.exists() else "missing"
+    if problem == "missing":
+        raise DownloadError(f"Kaggle reported no error, but {zip_path} is not there. " + _by_hand(root))
+    if problem:
+        zip_path.unlink(missing_ok=True)
+        raise DownloadError(
+            f"{zip_path} was downloaded twice and is damaged both times ({problem}); it has been deleted. "
+            "Check your disk and connection and run the download again. " + _by_hand(root)
+        )
+    return api
 
 
 # ---------------------------------------------------------------------------- the kaggle client
@@ -347,29 +345,19 @@ def _is_done(root: Path, archive: Archive) -> bool:
 
 def _check_layout(root: Path) -> None:
     """The end state CarvanaDataset reads: every image with its mask, and both csv files."""
-    from .carvana import IMAGES, MASKS, _image_ids, find_masks
+    from .carvana_files import IMAGES, MASKS, car_id, find_masks, image_ids
 
     try:
-        ids = _image_ids(root)
+        ids = image_ids(root)
         find_masks(root, ids)  # raises, naming the first image without a mask
     except FileNotFoundError as err:
         raise DownloadError(f"The download finished but the data set is incomplete: {err}") from None
-    cars = len({i.rsplit("_", 1)[0] for i in ids})
+    cars = len({car_id(i) for i in ids})
     print(f"Carvana is ready in {root}: {len(ids)} images of {cars} cars in {IMAGES}/, their masks in {MASKS}/, "
           "train_masks.csv and metadata.csv.", flush=True)
 
 
 # ---------------------------------------------------------------------------- NYU Depth V2 over HTTPS
-@dataclass(frozen=True)
-class Remote:
-    """One file to fetch: its name in the data folder, where it lives, its size and SHA-256 (None: size only)."""
-
-    name: str
-    url: str
-    size: int
-    sha256: str | None = None
-
-
 NYUV2_PAGE = "https://cs.nyu.edu/~silberman/datasets/nyu_depth_v2.html"
 NYUV2_META = "https://raw.githubusercontent.com/ankurhanda/nyuv2-meta-data/master/"
 NYUV2_FILES = (
@@ -382,7 +370,6 @@ NYUV2_FILES = (
     Remote("class13Mapping.mat", NYUV2_META + "class13Mapping.mat", 408,
            "4e79ab24c345896c19abc62476b2c3520f3e2db00f71f868c5027208af48a3de"),
 )
-NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError)
 
 
 def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] | None = None,
@@ -394,7 +381,7 @@ def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] 
     the files NYUv2Dataset reads. An interrupted download resumes on the next run; files
     already there (downloaded before, or copied in by hand) are checked, not fetched again.
     files: what to fetch (default NYUV2_FILES; pass others for a mirror). timeout: seconds
-    without data before giving up. Raises DownloadError saying what to do when it cannot work.
+    without data before giving up. Raises DownloadError saying what to do when it cannot work. Lesson 08.
     """
     if root is None:
         from ..environment import data_root
@@ -403,8 +390,8 @@ def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] 
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     files = NYUV2_FILES if files is None else tuple(files)
-    need = sum(max(0, r.size - _bytes(root / r.name) - _bytes(_part(root / r.name))) for r in files
-               if _bytes(root / r.name) != r.size)
+    need = sum(max(0, r.size - bytes_on_disk(root / r.name) - bytes_on_disk(part_path(root / r.name)))
+               for r in files if bytes_on_disk(root / r.name) != r.size)
     free = shutil.disk_usage(root).free
     if need > free:
         raise DownloadError(f"{root} has {free / 2**30:.2f} GiB free; NYUv2 needs {need / 2**30:.2f} GiB more. "
@@ -413,136 +400,6 @@ def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] 
         fetch_file(remote, root / remote.name, timeout=timeout, by_hand=_nyuv2_by_hand(root, files))
     _check_nyuv2(root)
     return root
-
-
-def fetch_file(remote: Remote, dest: Path, *, timeout: float = 30.0, by_hand: str = "") -> Path:
-    """Download remote.url to dest through dest.part with a progress bar, resuming a .part already
-    there; check size and SHA-256, then rename into place. by_hand: advice added to every error."""
-    part = _part(dest)
-    problem = _file_problem(dest, remote)
-    if problem is None:
-        print(f"{remote.name}: already in {dest.parent}, checked, skipping.", flush=True)
-        return dest
-    if problem != "missing":
-        smaller = dest.stat().st_size < remote.size and not part.exists()
-        print(f"{dest} is {problem}; " + ("resuming from it." if smaller else "downloading it again."), flush=True)
-        if smaller:  # e.g. a copy that stopped half-way: the download continues it (the hash tells if it was wrong)
-            os.replace(dest, part)
-        else:
-            dest.unlink()
-    for _ in range(2):  # a second try starts from scratch, when the server would not resume
-        have = part.stat().st_size if part.is_file() else 0
-        if have > remote.size:
-            part.unlink()
-            have = 0
-        if have == remote.size or _stream(remote, part, have, timeout, by_hand):
-            break
-    size = _bytes(part)
-    if size < remote.size:
-        raise DownloadError(f"The connection to {host_of(remote.url)} ended after {size:,} of {remote.size:,} bytes of "
-                            f"{remote.name}. Run the download again: it resumes from {part}. " + by_hand)
-    if size > remote.size or _sha256(part, remote) not in (None, remote.sha256):
-        got = f"{size:,} bytes" if size != remote.size else "a different SHA-256"
-        part.unlink()
-        raise DownloadError(f"{remote.url} sent {got}, not the expected file ({remote.size:,} bytes, SHA-256 "
-                            f"{remote.sha256}); it has been deleted. Run the download again; if this repeats, the "
-                            "server or a proxy changes the file. " + by_hand)
-    os.replace(part, dest)
-    checked_marker(dest).write_text(json.dumps(_stamp(dest)) + "\n")
-    return dest
-
-
-def _stream(remote: Remote, part: Path, have: int, timeout: float, by_hand: str) -> bool:
-    """Append the bytes after `have` to part (or rewrite it); False when the server would not resume."""
-    from tqdm.auto import tqdm
-
-    headers = {"User-Agent": "unet-course (python urllib)"}
-    if have:
-        headers["Range"] = f"bytes={have}-"
-    print(f"Downloading {remote.name} ({remote.size / 1e6:,.1f} MB) from {host_of(remote.url)}"
-          + (f", resuming at {have / 1e6:,.1f} MB" if have else "") + " ...", flush=True)
-    try:
-        with urllib.request.urlopen(urllib.request.Request(remote.url, headers=headers), timeout=timeout) as resp:
-            resumed = resp.status == 206 and resp.headers.get("Content-Range", "").startswith(f"bytes {have}-")
-            if have and not resumed:
-                if resp.status == 206:  # some other range: not what we asked for; start over
-                    part.unlink()
-                    return False
-                have = 0  # the server ignored Range and sends the whole file
-            with open(part, "ab" if have else "wb") as out, tqdm(total=remote.size, initial=have, unit="B",
-                                                                 unit_scale=True, desc=remote.name) as bar:
-                while chunk := resp.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and have:  # "range not satisfiable": the .part is not a prefix of the file
-            part.unlink()
-            return False
-        raise DownloadError(f"{remote.url} answered HTTP {err.code} ({err.reason}). " + by_hand) from None
-    except NETWORK_ERRORS as err:
-        kept = f" The {part.stat().st_size:,} bytes received are kept in {part}; the next run resumes." \
-            if part.is_file() and part.stat().st_size else ""
-        reason = getattr(err, "reason", None) or err
-        raise DownloadError(f"Could not download {remote.name} from {host_of(remote.url)} ({type(err).__name__}: "
-                            f"{reason}). Check the connection (and a proxy, if you use one) and run the download "
-                            f"again.{kept} " + by_hand) from None
-    return True
-
-
-def _bytes(path: Path) -> int:
-    return path.stat().st_size if path.is_file() else 0
-
-
-def _part(dest: Path) -> Path:
-    return dest.with_name(dest.name + ".part")
-
-
-def host_of(url: str) -> str:
-    """The host name of url, for messages."""
-    return urllib.parse.urlsplit(url).netloc or url
-
-
-def checked_marker(dest: Path) -> Path:
-    """The file beside dest that records a passed check (size and time), so a rerun skips re-hashing."""
-    return dest.with_name(f".{dest.name}.checked")
-
-
-def _stamp(path: Path) -> dict:
-    st = path.stat()
-    return dict(size=st.st_size, mtime_ns=st.st_mtime_ns)
-
-
-def _file_problem(path: Path, remote: Remote) -> str | None:
-    """None when path is the expected file (size, then SHA-256 once: a marker remembers it), else why not."""
-    if not path.is_file():
-        return "missing"
-    size = path.stat().st_size
-    if size != remote.size:
-        return f"{size:,} bytes instead of {remote.size:,}"
-    try:
-        if json.loads(checked_marker(path).read_text()) == _stamp(path):
-            return None
-    except (OSError, ValueError):
-        pass
-    if _sha256(path, remote) not in (None, remote.sha256):
-        return "damaged (its SHA-256 differs)"
-    checked_marker(path).write_text(json.dumps(_stamp(path)) + "\n")
-    return None
-
-
-def _sha256(path: Path, remote: Remote) -> str | None:
-    """The file's SHA-256 (with a progress bar for big files); None when there is none to compare with."""
-    if remote.sha256 is None:
-        return None
-    from tqdm.auto import tqdm
-
-    digest = hashlib.sha256()
-    with open(path, "rb") as f, tqdm(total=path.stat().st_size, unit="B", unit_scale=True, desc=f"Checking {path.name}",
-                                     disable=path.stat().st_size < 1 << 27) as bar:
-        while chunk := f.read(1 << 22):
-            digest.update(chunk)
-            bar.update(len(chunk))
-    return digest.hexdigest()
 
 
 def _nyuv2_by_hand(root: Path, files: tuple[Remote, ...]) -> str:

@@ -24,7 +24,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from scipy import ndimage
 
-from .carvana import _image_tensor, _mask_tensor
+from .carvana_files import image_tensor, mask_tensor
 from .transforms import GridElastic
 
 __all__ = ["STACKS", "read_stack", "write_stack", "read_isbi2012", "check_isbi2012", "held_out_split",
@@ -118,7 +118,7 @@ def read_isbi2012(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stack_problem(path: Path, labels: bool = False) -> str | None:
-    """Why path is not one of the challenge's stacks (30 pages, 512 x 512, 8-bit; labels 0/255), or None."""
+    """Why path is not one of the challenge's stacks (30 pages, 512 x 512, 8-bit; labels 0/255), or None. Lesson 10."""
     try:
         stack = read_stack(path)
     except FileNotFoundError:
@@ -148,10 +148,11 @@ def check_isbi2012(root: str | Path) -> None:
 def held_out_split(n_slices: int = PAGES, held_out: Sequence[int] = HELD_OUT) -> tuple[list[int], list[int]]:
     """(train slices, held-out slices) of a stack of n_slices pages; by default slices 25-29 of 30
     are held out, never trained on, and score the model (the organisers' test labels are secret).
-    Lesson 10.
 
     >>> held_out_split(30, (0, 29))[1]
     [0, 29]
+
+    Lesson 10.
     """
     held = [int(k) for k in held_out]
     outside = [k for k in held if not 0 <= k < n_slices]
@@ -186,7 +187,7 @@ def cell_labels(mask: np.ndarray) -> np.ndarray:
 
 # ---------------------------------------------------------------------------- the dataset
 class ISBI2012Dataset(torch.utils.data.Dataset):
-    """Slices of the ISBI 2012 stacks as tensors (lesson 10).
+    """Slices of the ISBI 2012 stacks as tensors.
 
     split="train": items (image, mask): image float32 (1, H, W) in [0, 1], mask float32 (1, H, W),
     1 = cell, 0 = membrane. With weight_map=True: (image, {"mask": ..., "weight": (1, H, W)}), the
@@ -201,6 +202,8 @@ class ISBI2012Dataset(torch.utils.data.Dataset):
     >>> ds = ISBI2012Dataset(root, slices=held_out_split()[0], transform=em_train_transform(192))  # doctest: +SKIP
     >>> image, mask = ds[0]; image.shape                                                             # doctest: +SKIP
     torch.Size([1, 192, 192])
+
+    Lesson 10.
     """
 
     def __init__(self, root: str | Path, split: str = "train", slices: Sequence[int] | None = None,
@@ -236,10 +239,10 @@ class ISBI2012Dataset(torch.utils.data.Dataset):
         if self.transform is not None:
             image, mask, weight = self._transformed(i, image, mask, weight)
         if mask is None:
-            return _image_tensor(image)
+            return image_tensor(image)
         if weight is None:
-            return _image_tensor(image), _mask_tensor(mask)
-        return _image_tensor(image), {"mask": _mask_tensor(mask), "weight": _mask_tensor(weight)}
+            return image_tensor(image), mask_tensor(mask)
+        return image_tensor(image), {"mask": mask_tensor(mask), "weight": mask_tensor(weight)}
 
     def _transformed(self, i: int, image: np.ndarray, mask, weight):
         """The transform applied to the slice and its targets, checked: same sizes, mask still {0, 1}."""
@@ -303,5 +306,5 @@ def em_train_transform(crop: int | tuple[int, int], seed: int | None = None,
 
 def em_eval_transform() -> None:
     """No transform for held-out and test slices: the whole slice as it is (tiling happens at
-    inference, lesson 10). Returns None, which ISBI2012Dataset reads as "unchanged"."""
+    inference). Returns None, which ISBI2012Dataset reads as "unchanged". Lesson 10."""
     return None

@@ -2,7 +2,7 @@
 
 No checksum of the challenge's files was ever published, so each stack is checked by what it
 holds (course_utils.data.isbi2012.check_isbi2012): 30 pages of 512 x 512, 8-bit, labels 0/255.
-The resumable transfer itself is course_utils.data.download.fetch_file, shared with NYUv2.
+The resumable transfer itself is course_utils.data.fetch.fetch_file, shared with NYUv2.
 """
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from .download import NETWORK_ERRORS, DownloadError, Remote, checked_marker, fetch_file, host_of
+from .fetch import NETWORK_ERRORS, DownloadError, Remote, checked_marker, fetch_file, host_of
 from .isbi2012 import STACKS, check_isbi2012, stack_problem
 
 ISBI2012_URL = "https://raw.githubusercontent.com/alexklibisz/isbi-2012/HEAD/data/"  # a public copy of the 3 stacks
@@ -21,7 +21,7 @@ ISBI2012_SITE = "http://brainiac2.mit.edu/isbi_challenge/"  # the challenge's ow
 
 def download_isbi2012(root: str | Path | None = None, *, base_url: str | None = None,
                       timeout: float = 30.0) -> Path:
-    """Fetch and check the ISBI 2012 stacks into root; return root. Lesson 10.
+    """Fetch and check the ISBI 2012 stacks into root; return root.
 
     root: the data-set folder, default data_root() / "isbi2012"; it ends up holding
     train-volume.tif, train-labels.tif and test-volume.tif, the files ISBI2012Dataset reads.
@@ -29,7 +29,7 @@ def download_isbi2012(root: str | Path | None = None, *, base_url: str | None = 
     ISBI2012_URL). Files already there (downloaded before, or copied in by hand) are checked, not
     fetched; an interrupted download resumes. Each file is checked by content (30 pages of
     512 x 512, 8-bit; labels only 0 and 255); one that is not the challenge's is deleted. Raises
-    DownloadError saying what to do (e.g. where to put hand-copied files) when it cannot work.
+    DownloadError saying what to do (e.g. where to put hand-copied files) when it cannot work. Lesson 10.
     """
     root = _isbi2012_root(root)
     root.mkdir(parents=True, exist_ok=True)

@@ -62,7 +62,7 @@ def read_class_mapping(root: str | Path, num_classes: int = 13) -> tuple[np.ndar
     """Lookup table raw label -> class, read from the data set's mapping files, and the class names.
 
     Returns (lut, names): lut uint8 (895,) with lut[raw] in 1..num_classes and lut[0] = 0
-    (unlabeled); names the num_classes class names, in class order (class k is names[k - 1]).
+    (unlabeled); names the num_classes class names, in class order (class k is names[k - 1]). Lesson 08.
     """
     _check_num_classes(num_classes)
     root = Path(root)
@@ -84,7 +84,7 @@ def read_class_mapping(root: str | Path, num_classes: int = 13) -> tuple[np.ndar
 
 
 def nyuv2_class_names(root: str | Path, num_classes: int = 13) -> list[str]:
-    """The class names (13 or 40) as the data set's mapping files list them; target k is names[k]."""
+    """The class names (13 or 40) as the data set's mapping files list them; target k is names[k]. Lesson 08."""
     return read_class_mapping(root, num_classes)[1]
 
 
@@ -102,7 +102,7 @@ def _tasks(tasks: str | Sequence[str]) -> tuple[str, ...]:
 
 
 class NYUv2Dataset(torch.utils.data.Dataset):
-    """NYU Depth V2's labeled frames as tensors for segmentation, depth, or both (lesson 08).
+    """NYU Depth V2's labeled frames as tensors for segmentation, depth, or both.
 
     root: the data-set folder (data_root() / "nyuv2", or / "toy_nyuv2" from ensure_toy_nyuv2()).
     split: "train" (795 real frames) or "test" (654), from splits.mat.
@@ -124,6 +124,8 @@ class NYUv2Dataset(torch.utils.data.Dataset):
     >>> ds = NYUv2Dataset(ensure_toy_nyuv2(), "train", num_classes=13)   # doctest: +SKIP
     >>> image, seg = ds[0]; image.shape, seg.shape                       # doctest: +SKIP
     (torch.Size([3, 96, 128]), torch.Size([96, 128]))
+
+    Lesson 08.
     """
 
     def __init__(self, root: str | Path, split: str = "train", num_classes: int = 13,
@@ -251,8 +253,8 @@ def _resize(image, classes, depth, size):
 def label_frequencies(dataset: NYUv2Dataset, chunk: int = 32) -> np.ndarray:
     """Pixels of each class over the dataset's frames, at full resolution: int64 (num_classes,).
 
-    Unlabeled pixels are not counted. Reads only the labels, `chunk` frames at a time. Lesson 08
-    turns these counts into class weights for the loss (e.g. median frequency / frequency).
+    Unlabeled pixels are not counted. Reads only the labels, `chunk` frames at a time. The counts
+    become class weights for the loss (e.g. median frequency / frequency). Lesson 08.
     """
     import h5py
 

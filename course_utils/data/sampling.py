@@ -19,7 +19,7 @@ class EpochShuffle(Sampler[tuple[int, int]]):
     torch's DistributedSampler, which replaces it when training on many GPUs. It yields
     (epoch, index) pairs: the epoch travels with each index to the loader's workers, which
     keep stale copies of the dataset when they are persistent, so `SeededAugment` in a
-    worker still augments item i of epoch e with the seed of (seed, e, i).
+    worker still augments item i of epoch e with the seed of (seed, e, i). Lesson 06.
     """
 
     def __init__(self, data: Dataset, seed: int = 0) -> None:
@@ -41,7 +41,7 @@ class SeededAugment(Dataset):
 
     albumentations keeps its own random state (global seeds do not reach it), so we seed it
     per item: the same augmentations with 0 or 8 loader workers, and after a resume.
-    Other attributes (ids, root, ...) are those of the wrapped dataset.
+    Other attributes (ids, root, ...) are those of the wrapped dataset. Lesson 06.
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0) -> None:
@@ -72,7 +72,7 @@ class ShardedEpochShuffle(EpochShuffle):
     """EpochShuffle for one of `world_size` processes: rank r takes every world_size-th entry,
     from r, of the same (seed, epoch) permutation, so the shards are disjoint and together
     cover the epoch. Like DistributedSampler, the permutation is padded with its own start to
-    a multiple of world_size, so every process runs the same number of steps (DDP needs that)."""
+    a multiple of world_size, so every process runs the same number of steps (DDP needs that). Lesson 06."""
 
     def __init__(self, data: Dataset, seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
         super().__init__(data, seed)
@@ -89,7 +89,7 @@ class ShardedEpochShuffle(EpochShuffle):
 
 class Shard(Sampler[int]):
     """Indices rank, rank + world_size, ... of a dataset, in order and without padding: each
-    image is evaluated by exactly one process (shards may differ in length by one)."""
+    image is evaluated by exactly one process (shards may differ in length by one). Lesson 06."""
 
     def __init__(self, data: Dataset, rank: int = 0, world_size: int = 1) -> None:
         self.indices = list(range(rank, len(data), world_size))

@@ -23,8 +23,8 @@ depths are invalid (0: window glass, the Kinect's shadow beside near objects).
 
 The raw ids drawn are real NYUv2 ids, chosen so that the real classMapping40.mat sends each to
 the class named in RAW_IDS (the tests check this against the real files). The toy's mapping
-files hold the real 40 and 13 class names and the real 40 -> 13 table; raw ids the toy never
-draws map to 40 "otherprop".
+files hold the real 40 and 13 class names and the real 40 -> 13 table (nyuv2_classes.py); raw
+ids the toy never draws map to 40 "otherprop".
 """
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 
 from .folders import claim_folder, publish_folder
+from .nyuv2_classes import CLASS_13_OF_40, CLASS_NAMES_13, CLASS_NAMES_40, RAW_IDS, matlab_cell
 
 __all__ = ["make_toy_nyuv2", "ensure_toy_nyuv2", "RAW_IDS", "CLASS_NAMES_40", "CLASS_NAMES_13"]
 
@@ -46,30 +47,6 @@ COMPLETE = ".complete"  # written last: the set is whole
 RAW_LABELS = 894  # raw NYUv2 label ids are 1..894
 REAL_FRAMES, REAL_TRAIN = 1449, 795  # the toy split keeps the real train fraction
 KINECT_FX = 518.86  # the Kinect's focal length in pixels at 640 wide (about 63 degrees across)
-
-# Facts about NYUv2: a raw label id for each surface the toy draws, and its class in the real
-# 40-class mapping (classMapping40.mat: className[mapClass[raw - 1] - 1]).
-RAW_IDS: dict[str, int] = {
-    "wall": 21, "floor": 11, "ceiling": 4, "window": 59, "picture": 64, "door": 28, "bed": 157,
-    "pillow": 119, "table": 19, "chair": 5, "sofa": 83, "cabinet": 3, "television": 172, "books": 85,
-    "box": 26, "floor mat": 143, "lamp": 144, "night stand": 158,
-}
-CLASS_NAMES_40 = (
-    "wall", "floor", "cabinet", "bed", "chair", "sofa", "table", "door", "window", "bookshelf", "picture",
-    "counter", "blinds", "desk", "shelves", "curtain", "dresser", "pillow", "mirror", "floor mat", "clothes",
-    "ceiling", "books", "refridgerator", "television", "paper", "towel", "shower curtain", "box", "whiteboard",
-    "person", "night stand", "toilet", "sink", "lamp", "bathtub", "bag", "otherstructure", "otherfurniture",
-    "otherprop",
-)
-CLASS_NAMES_13 = ("bed", "books", "ceiling", "chair", "floor", "furniture", "objects", "picture", "sofa", "table",
-                  "tv", "wall", "window")
-# the 13-class name of each 40-class, in CLASS_NAMES_40's order (class13Mapping.mat's labels13)
-_CLASS_13_OF_40 = (
-    "wall", "floor", "furniture", "bed", "chair", "sofa", "table", "wall", "window", "furniture", "picture",
-    "furniture", "window", "table", "furniture", "window", "furniture", "objects", "objects", "floor", "objects",
-    "ceiling", "books", "furniture", "tv", "objects", "objects", "objects", "objects", "objects", "objects",
-    "furniture", "objects", "objects", "objects", "objects", "objects", "objects", "furniture", "objects",
-)
 
 # base colours (RGB) of each surface; every room draws its own variation around them
 _PALETTE: dict[str, list[tuple[int, int, int]]] = {
@@ -386,18 +363,11 @@ def _write_metadata(root: Path, n_images: int, seed: int) -> None:
     for name, raw in RAW_IDS.items():
         map_class[0, raw - 1] = CLASS_NAMES_40.index(name) + 1
         all_names[0, raw - 1] = name
-    savemat(root / MAPPING_40, {"className": _cell(CLASS_NAMES_40), "mapClass": map_class,
+    savemat(root / MAPPING_40, {"className": matlab_cell(CLASS_NAMES_40), "mapClass": map_class,
                                 "allClassName": all_names}, do_compression=True)
-    labels13 = np.array([[CLASS_NAMES_13.index(n) + 1 for n in _CLASS_13_OF_40]], np.uint8)
-    savemat(root / MAPPING_13, {"classMapping13": {"labels13": labels13, "classNames": _cell(CLASS_NAMES_13)}},
+    labels13 = np.array([[CLASS_NAMES_13.index(n) + 1 for n in CLASS_13_OF_40]], np.uint8)
+    savemat(root / MAPPING_13, {"classMapping13": {"labels13": labels13, "classNames": matlab_cell(CLASS_NAMES_13)}},
             do_compression=True)
-
-
-def _cell(names: tuple[str, ...]) -> np.ndarray:
-    """A 1 x n MATLAB cell array of strings."""
-    cell = np.empty((1, len(names)), object)
-    cell[0, :] = names
-    return cell
 
 
 def make_toy_nyuv2(root: str | Path, n_images: int = 200, seed: int = 0,
@@ -406,9 +376,11 @@ def make_toy_nyuv2(root: str | Path, n_images: int = 200, seed: int = 0,
 
     n_images frames of image_size (H, W) (the real ones are 480 x 640), split into train and test
     in the real proportion (795 : 654); the same seed gives the same frames. A folder that is not
-    empty and was not made here is refused, so a real download is never overwritten (lesson 08).
+    empty and was not made here is refused, so a real download is never overwritten.
 
     >>> root = make_toy_nyuv2(tmp_path / "toy_nyuv2", n_images=20)   # doctest: +SKIP
+
+    Lesson 08.
     """
     root = Path(root)
     height, width = (int(v) for v in image_size)
@@ -430,7 +402,7 @@ def _prepare_folder(root: Path) -> None:
 
 def is_complete(root: str | Path, n_images: int | None = None, seed: int | None = None,
                 image_size: tuple[int, int] | None = None) -> bool:
-    """True when `root` holds a whole toy set (made with these parameters, where given)."""
+    """True when `root` holds a whole toy set (made with these parameters, where given). Lesson 08."""
     try:
         params = json.loads((Path(root) / COMPLETE).read_text())
     except (OSError, ValueError):
@@ -444,7 +416,7 @@ def ensure_toy_nyuv2(root: str | Path | None = None, n_images: int = 200, seed: 
     """The toy NYUv2 folder, drawn first if it is missing, half-written or made with other settings.
 
     root defaults to data_root() / "toy_nyuv2". The set is drawn in a temporary sibling folder and
-    moved into place when whole, so an interrupted run never leaves a set that looks complete.
+    moved into place when whole, so an interrupted run never leaves a set that looks complete. Lesson 08.
     """
     if root is None:
         from ..environment import data_root

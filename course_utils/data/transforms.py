@@ -15,7 +15,7 @@ import albumentations as A
 import cv2
 import numpy as np
 
-__all__ = ["GridElastic", "train_transform", "eval_transform"]
+__all__ = ["GridElastic", "train_transform", "eval_transform", "resize", "paper_sigma"]
 
 PAPER_SIGMA, PAPER_SIZE = 10.0, 512  # the paper: 10 px standard deviation on 512 x 512 images
 
@@ -57,6 +57,8 @@ class GridElastic(A.DualTransform):
     size and scales sigma to keep that proportion (6.25 px at 320 x 480). sigma=0 changes nothing.
 
     >>> out = GridElastic(grid=3, sigma=10.0, p=1.0)(image=image, mask=mask)   # doctest: +SKIP
+
+    Lessons 05 and 09.
     """
 
     def __init__(self, grid: int = 3, sigma: float = PAPER_SIGMA, p: float = 0.5) -> None:
@@ -95,7 +97,9 @@ class GridElastic(A.DualTransform):
         return self._remap(mask, map_x, map_y, cv2.INTER_NEAREST)
 
 
-def _resize(size: tuple[int, int]) -> A.Resize:
+def resize(size: tuple[int, int]) -> A.Resize:
+    """The resize to (H, W) that every transform starts with, the mask by nearest neighbour so it stays
+    {0, 1}; the fast loader's cache uses the same one. Lesson 05."""
     height, width = size
     # INTER_AREA when shrinking the photo (1918 wide -> a few hundred) avoids aliasing;
     # the mask always uses nearest neighbour, so it stays binary.
@@ -104,7 +108,7 @@ def _resize(size: tuple[int, int]) -> A.Resize:
 
 
 def paper_sigma(size: tuple[int, int]) -> float:
-    """The paper's 10 px on 512 x 512 images, scaled to a training size (H, W) by its shorter side."""
+    """The paper's 10 px on 512 x 512 images, scaled to a training size (H, W) by its shorter side. Lesson 09."""
     return PAPER_SIGMA * min(size) / PAPER_SIZE
 
 
@@ -116,11 +120,11 @@ def train_transform(size: tuple[int, int], seed: int | None = None, elastic_sigm
     Call it as t(image=uint8 (H0, W0, 3), mask=uint8 (H0, W0)) -> {"image": (H, W, 3), "mask": (H, W)}.
     seed makes the random draws repeatable (albumentations' Compose seed). elastic_sigma is the
     displacement standard deviation in pixels at the training size (default: paper_sigma(size));
-    elastic_p how often it is applied.
+    elastic_p how often it is applied. Lesson 05.
     """
     sigma = paper_sigma(size) if elastic_sigma is None else elastic_sigma
     return A.Compose([
-        _resize(size),
+        resize(size),
         A.HorizontalFlip(p=0.5),  # a car seen from the left looks like one seen from the right
         A.Affine(scale=(0.9, 1.1), translate_percent=(-0.06, 0.06), rotate=(-5, 5),
                  interpolation=cv2.INTER_LINEAR, mask_interpolation=cv2.INTER_NEAREST,
@@ -132,5 +136,5 @@ def train_transform(size: tuple[int, int], seed: int | None = None, elastic_sigm
 
 
 def eval_transform(size: tuple[int, int]) -> A.Compose:
-    """Validation/test transform: only the resize to (H, W), mask by nearest neighbour."""
-    return A.Compose([_resize(size)])
+    """Validation/test transform: only the resize to (H, W), mask by nearest neighbour. Lesson 05."""
+    return A.Compose([resize(size)])

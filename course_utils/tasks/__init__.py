@@ -36,7 +36,7 @@ def get_task(name: str) -> Task:
 
 
 def task_of_score(score: str) -> Task:
-    """The task whose best.pt is chosen by history key `score` (e.g. "val_miou" -> nyuv2)."""
+    """The task whose best.pt is chosen by history key `score` (e.g. "val_miou" -> nyuv2). Lesson 06."""
     for name in TASK_NAMES:
         if get_task(name).score == score:
             return get_task(name)
@@ -45,7 +45,7 @@ def task_of_score(score: str) -> Task:
 
 def task_for_model(model) -> Task:
     """The task a model's shape fits, for fit() and validate() called without one: class scores
-    or two heads -> nyuv2; one greyscale input channel -> isbi2012; else carvana."""
+    or two heads -> nyuv2; one greyscale input channel -> isbi2012; else carvana. Lesson 06."""
     config = getattr(getattr(model, "module", model), "config", {})
     if config.get("out_channels", 1) > 1 or "heads" in config:
         return get_task("nyuv2")

@@ -10,13 +10,13 @@ from torch.utils.data import Dataset
 
 
 class HeldOut(Protocol):
-    """A held-out score accumulator: batch by batch, then summed over processes, then computed."""
+    """A held-out score accumulator: batch by batch, then summed over processes, then computed. Lesson 06."""
 
     def update(self, out: Any, target: Any, loss: float) -> None: ...
 
-    def sums(self) -> list[float]: ...
+    def sums(self) -> dict[str, torch.Tensor]: ...  # int64 counts and float64 sums, added as they are
 
-    def load_sums(self, values: list[float]) -> None: ...
+    def load_sums(self, sums: dict[str, torch.Tensor]) -> None: ...
 
     def compute(self) -> dict[str, float]: ...
 

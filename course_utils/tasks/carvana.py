@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 from ..data import CarvanaDataset, ensure_toy_carvana, eval_transform, split_cars, train_transform
 from ..environment import data_root
 from ..losses import BCEDiceLoss
-from ..metrics import dice_score
+from ..metrics import BinaryMetrics
 from ..model import UNet
 from .base import Task
 
@@ -35,29 +35,33 @@ def resolve_data_dir(cfg: Any) -> Path:
 
 
 class DiceScores:
-    """Held-out loss and mean per-image Dice (the Kaggle metric), summed image by image, so a
-    process group adds its sums once before computing. Lesson 06."""
+    """Held-out loss and mean per-image Dice (the Kaggle metric): BinaryMetrics, the accumulator
+    `evaluate` uses too, plus the loss; a process group adds its sums once before computing.
+    Lesson 06."""
 
     def __init__(self, threshold: float = 0.5) -> None:
-        self.threshold, self.loss_sum, self.dice_sum, self.n = threshold, 0.0, 0.0, 0
+        self.threshold, self.metrics = threshold, BinaryMetrics()
+        self.loss_sum = torch.zeros(1, dtype=torch.float64)
 
     def update(self, logits: torch.Tensor, masks: torch.Tensor, loss: float) -> None:
-        dice = dice_score(torch.sigmoid(logits) > self.threshold, masks, reduction="none").double()  # (B,)
-        self.loss_sum, self.dice_sum = self.loss_sum + loss * len(logits), self.dice_sum + dice.sum().item()
-        self.n += len(logits)
+        self.metrics.update(torch.sigmoid(logits) > self.threshold, masks > 0.5)
+        self.loss_sum += loss * len(logits)
 
-    def sums(self) -> list[float]:
-        return [self.loss_sum, self.dice_sum, self.n]
+    def sums(self) -> dict[str, torch.Tensor]:
+        return {"loss": self.loss_sum.clone(), **self.metrics.sums()}
 
-    def load_sums(self, values: list[float]) -> None:
-        self.loss_sum, self.dice_sum, self.n = values[0], values[1], int(round(values[2]))
+    def load_sums(self, sums: dict[str, torch.Tensor]) -> None:
+        self.loss_sum = sums["loss"].double()
+        self.metrics.load_sums(sums)
 
     def compute(self) -> dict[str, float]:
-        n = max(self.n, 1)
-        return {"val_loss": self.loss_sum / n, "val_dice": self.dice_sum / n}
+        n = max(self.metrics.n_images, 1)
+        return {"val_loss": self.loss_sum.item() / n, "val_dice": self.metrics.score_sums[0].item() / n}
 
 
 class Carvana(Task):
+    """Carvana as the engine sees it: photos split by car, one logit per pixel, BCE + Dice, held-out Dice.
+    Lesson 06."""
     name, title = "carvana", "Carvana"
 
     def datasets(self, cfg: Any) -> tuple[Dataset, Dataset]:

@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 from ..data.isbi2012_download import ensure_isbi2012
 from ..data.isbi2012 import ISBI2012Dataset, em_train_transform, held_out_split
 from ..em_metrics import EMScores
-from ..inference import context_margin, mirror_pad
+from ..tiling import context_margin, mirror_pad
 from ..model import UNet, output_length
 from .base import Task
 
@@ -45,7 +45,7 @@ def resolve_isbi_dir(cfg: Any) -> Path:
 
 def crop_to(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The top-left target-sized part of logits (B, C, h, w): a valid network's held-out pass
-    predicts a little more than the slice (h >= H), and output pixel (i, j) is slice pixel (i, j)."""
+    predicts a little more than the slice (h >= H), and output pixel (i, j) is slice pixel (i, j). Lesson 10."""
     h, w = target.shape[-2:]
     if logits.shape[-2] < h or logits.shape[-1] < w:
         raise ValueError(f"the network predicted {tuple(logits.shape[-2:])} pixels for a target of {(h, w)}; "
@@ -66,7 +66,7 @@ class EMLoss(nn.Module):
 
 
 class CroppedEMScores(EMScores):
-    """EMScores of the target-sized part of the logits (see crop_to)."""
+    """EMScores of the target-sized part of the logits (see crop_to). Lesson 10."""
 
     def update(self, logits, target, loss: float) -> None:
         mask = target["mask"] if isinstance(target, dict) else target
@@ -75,7 +75,7 @@ class CroppedEMScores(EMScores):
 
 class Tiles(Dataset):
     """Training tiles: each slice drawn `per_slice` times an epoch (item i is slice i % n), and for a
-    valid network the target cut to the centre the network predicts (margin pixels off each side)."""
+    valid network the target cut to the centre the network predicts (margin pixels off each side). Lesson 10."""
 
     def __init__(self, slices: ISBI2012Dataset, per_slice: int, margin: int) -> None:
         self.slices, self.per_slice, self.margin = slices, per_slice, margin
@@ -101,7 +101,7 @@ class Tiles(Dataset):
 class WithContext(Dataset):
     """Held-out slices whole, the image mirror-padded so a valid network's one pass covers the slice:
     `before` pixels on top and left (the context margin), `after` on bottom and right (a little more,
-    so the padded side is a size the network takes)."""
+    so the padded side is a size the network takes). Lesson 10."""
 
     def __init__(self, slices: ISBI2012Dataset, before: int, after: int) -> None:
         self.slices, self.before, self.after = slices, before, after
@@ -121,7 +121,7 @@ class WithContext(Dataset):
 
 
 def valid_padding(side: int, depth: int) -> tuple[int, int]:
-    """(before, after): mirror padding that lets the valid network of `depth` predict a whole side."""
+    """(before, after): mirror padding that lets the valid network of `depth` predict a whole side. Lesson 10."""
     margin = context_margin(depth)
     extra = 0
     while output_length(side + 2 * margin + extra, depth, "valid") is None:
@@ -131,7 +131,7 @@ def valid_padding(side: int, depth: int) -> tuple[int, int]:
 
 def train_tiles_transform(cfg: Any, margin: int) -> A.Compose:
     """em_train_transform at the tile size, the slice first mirror-padded by the valid network's
-    margin, so output tiles reach the slice's border with mirrored context (the paper's Figure 2)."""
+    margin, so output tiles reach the slice's border with mirrored context (the paper's Figure 2). Lesson 10."""
     tiles = em_train_transform(tuple(cfg.image_size))
     if not margin:
         return tiles
@@ -139,6 +139,8 @@ def train_tiles_transform(cfg: Any, margin: int) -> A.Compose:
 
 
 class ISBI2012(Task):
+    """The ISBI 2012 EM stacks as the engine sees them: tiles of the training slices, whole held-out
+    slices, best.pt by Rand error. Lesson 10."""
     name, title = "isbi2012", "ISBI 2012"
     # quick: a same-padded base-16 U-Net on 192 x 192 tiles; full: the paper's valid network on 572 tiles.
     # Both weight the loss by the paper's map: on the quick budget it reached the same Rand error as
