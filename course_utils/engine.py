@@ -151,8 +151,9 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 1e-4) -> t
 def warmup_cosine(step: int, total_steps: int, warmup_steps: int) -> float:
     """Learning-rate factor at `step`: linear 0 -> 1 over warmup_steps, then cosine 1 -> 0.
 
-    Warm-up: Adam's first steps use poor variance estimates and BatchNorm statistics are still
-    settling, so a full lr at step 0 can throw the weights far off. Cosine decay: a large lr
+    Warm-up: Adam's first steps divide by second-moment estimates made from a gradient or two, so
+    each weight moves by about the full lr whatever its gradient; on freshly initialised weights a
+    full lr at step 0 can throw them far off. Cosine decay: a large lr
     early makes fast progress, a small one at the end settles into a minimum, and the curve
     needs no tuning beyond the run length. Stepped per batch, so even a 3-epoch run is smooth
     (the shape of OneCycle, with a short warm-up). Lesson 06.

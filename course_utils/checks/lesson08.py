@@ -1,9 +1,11 @@
 """Checks for lesson 08's exercises: the lookup table raw NYUv2 label -> 13 classes, cross-entropy
-over the labelled pixels by hand, and median-frequency class weights.
+over the labelled pixels by hand, the confusion matrix and mIoU with an ignored label, and
+median-frequency class weights.
 
 Each check runs the learner's function on inputs built to tell the usual mistakes apart, compares
 it with the package's answer (course_utils.data.nyuv2.read_class_mapping, torch's cross-entropy,
-course_utils.losses.class_weights) and says in words what differs.
+course_utils.metrics.confusion_matrix and mean_iou, course_utils.losses.class_weights) and says in
+words what differs.
 """
 from __future__ import annotations
 
@@ -16,7 +18,8 @@ import numpy as np
 
 from ._common import CheckFailed, call_answer, fail, passed
 
-__all__ = ["check_raw_to_13", "check_cross_entropy", "check_median_frequency_weights"]
+__all__ = ["check_raw_to_13", "check_cross_entropy", "check_confusion_matrix", "check_mean_iou",
+           "check_median_frequency_weights"]
 
 
 def _as_array(got: Any, call: str) -> np.ndarray:
@@ -168,7 +171,202 @@ def check_cross_entropy(cross_entropy_by_hand: Callable[..., Any]) -> None:
            "F.cross_entropy(logits, target, ignore_index=255).")
 
 
-# ------------------------------------------------------------- exercise 3: median-frequency weights
+# ------------------------------------------------------------- exercises 3 and 4: confusion matrix, mIoU
+
+IGNORE = 255
+
+
+def _label_maps():
+    """(what, pred, target, hint if the learner's function crashes here) for 5 classes: random label
+    maps (2, 6, 7), each case adding one difficulty; no case's matrix is symmetric."""
+    import torch
+
+    g = torch.Generator().manual_seed(8)
+    pred, target = torch.randint(0, 5, (2, 2, 6, 7), generator=g)
+    pred4, target4 = pred % 4, target % 4  # class 4 nowhere
+    ignored = target4.clone()
+    ignored[torch.rand(target4.shape, generator=g) < 0.3] = IGNORE
+    absent = (". Class 4 occurs in neither prediction nor target here: torch.bincount then gives fewer than "
+              "num_classes**2 counts, unless you pass minlength=num_classes**2")
+    dropped = (f". The target holds {IGNORE} (ignore_index) on some pixels, which is no class: drop those pixels "
+               "before counting (keep = target != ignore_index, then pred[keep] and target[keep])")
+    return [("every class present, no pixel ignored", pred, target, ""),
+            ("class 4 in neither prediction nor target", pred4, target4, absent),
+            (f"class 4 absent and about 30% of the target ignored ({IGNORE})", pred4, ignored, dropped)]
+
+
+def _call_with_hint(fn: Callable[..., Any], name: str, call: str, hint: str, *args: Any) -> Any:
+    """call_answer, with a crash told as `call` plus `hint` (what in this input is new)."""
+    try:
+        return call_answer(fn, name, *args)
+    except CheckFailed as err:
+        cause = err.__cause__
+        if cause is None or isinstance(cause, NotImplementedError):
+            raise
+        raise CheckFailed(f"{call} raised {type(cause).__name__}: {cause}{hint}.") from cause
+
+
+def _shape_hint(shape: tuple[int, ...], c: int) -> str:
+    if shape == (c * c,):
+        return ": reshape the num_classes**2 counts with .view(num_classes, num_classes)"
+    if len(shape) == 2 and shape[0] == shape[1] and shape[0] < c:
+        return (f". Class {c - 1} is in neither prediction nor target but still needs its row and column: take the "
+                f"size from num_classes (torch.bincount(..., minlength=num_classes**2)), not from the data")
+    if len(shape) == 2 and shape[0] == shape[1] and shape[0] > c:
+        return f". The ignored label {IGNORE} is no class: drop its pixels, do not give it a row"
+    return ""
+
+
+def check_confusion_matrix(my_confusion_matrix: Callable[..., Any]) -> None:
+    """Exercise 3: `my_confusion_matrix(pred, target, num_classes, ignore_index)` for label maps
+    (N, H, W) -> (C, C) int64 pixel counts, cm[true class, predicted class], the pixels whose target
+    is ignore_index left out; equal to confusion_matrix(pred, target, num_classes, ignore_index). Lesson 08."""
+    from ..metrics import confusion_matrix
+
+    c = 5
+    for what, pred, target, hint in _label_maps():
+        call = f"my_confusion_matrix(pred, target, {c}, {IGNORE}) [label maps {tuple(target.shape)}, {what}]"
+        got = _call_with_hint(my_confusion_matrix, "my_confusion_matrix", call, hint,
+                              pred.clone(), target.clone(), c, IGNORE)
+        if got is None:
+            fail(f"{call} returned None; expected the ({c}, {c}) matrix: is the `return` missing?")
+        got = _as_array(got, call)
+        want = confusion_matrix(pred, target, c, IGNORE).numpy()
+        if got.shape != want.shape:
+            fail(f"{call} returned shape {got.shape}; expected {want.shape}, one row per true class and one column "
+                 f"per predicted class{_shape_hint(got.shape, c)}.")
+        if np.issubdtype(got.dtype, np.floating):
+            fail(f"{call} returned {got.dtype} counts; expected integer counts, int64 (torch.long): sums over "
+                 f"millions of pixels must stay exact, and float32 stops counting exactly at 2**24 = 16,777,216. "
+                 f"Count with integers (torch.bincount gives int64); do not convert to float.")
+        if got.dtype != np.int64:
+            fail(f"{call} returned {got.dtype} counts; expected int64 (torch.long), which stays exact for any "
+                 f"number of pixels (int32 overflows past 2**31, about 7,000 frames of 480 x 640).")
+        if np.array_equal(got, want):
+            continue
+        labelled, total = int(want.sum()), target.numel()
+        if np.array_equal(got, want.T):
+            fail(f"{call}: rows and columns are swapped (your matrix is the transpose): row = true class, "
+                 f"column = predicted class, so count pixel (target t, prediction p) at [t, p], the index "
+                 f"t * num_classes + p.")
+        if got.sum() == total != labelled:
+            fail(f"{call} counts {total} pixels, every pixel given; expected the {labelled} labelled ones: the "
+                 f"{total - labelled} pixels whose target is ignore_index ({IGNORE}) have no true class and must "
+                 f"not be counted. Drop them first: keep = target != ignore_index.")
+        t, p = (int(i) for i in np.argwhere(got != want)[0])
+        fail(f"{call}: cell [{t}, {p}] (true class {t}, predicted {p}) holds {got[t, p]}; expected {want[t, p]}, "
+             f"the labelled pixels whose target is {t} and prediction {p}.")
+    passed("int64 counts of the labelled pixels, rows true class, columns predicted, ignored pixels left out; "
+           "matches confusion_matrix.")
+
+
+def _cm_cases():
+    """(what, pred, target, num_classes) label maps whose confusion matrices test mIoU's edge cases."""
+    import torch
+
+    g = torch.Generator().manual_seed(13)
+
+    def maps(c: int, right: float):  # classes of unequal size (class k about twice as frequent as k + 1)
+        target = torch.multinomial(0.5 ** torch.arange(float(c)), 144, replacement=True, generator=g).view(2, 8, 9)
+        noise = torch.randint(0, c, (2, 8, 9), generator=g)
+        pred = torch.where(torch.rand(target.shape, generator=g) < right, target, noise)
+        return pred, target
+
+    pred_a, target_a = maps(4, 0.6)
+    pred_b, target_b = maps(6, 0.5)
+    pred_b[pred_b == 5], target_b[target_b == 5] = 0, 0  # class 5 in neither
+    target_b[target_b == 4] = 1  # class 4 predicted, never true
+    target_b[torch.rand(target_b.shape, generator=g) < 0.25] = IGNORE
+    pred_c, target_c = maps(6, 0.5)
+    pred_c[pred_c == 5], target_c[target_c == 5] = 1, 1  # class 5 in neither
+    pred_c[pred_c == 3] = 2  # class 3 true, never predicted
+    return [("4 classes, every one present", pred_a, target_a, 4),
+            (f"6 classes, class 4 predicted but never true, class 5 in neither, {IGNORE}s left out", pred_b,
+             target_b, 6),
+            ("6 classes, class 3 true but never predicted, class 5 in neither", pred_c, target_c, 6)]
+
+
+def _iou_hints(cm: np.ndarray) -> list[tuple[float, str]]:
+    """(value of a usual mistake, what to say) for confusion matrix cm (rows true, columns predicted)."""
+    tp, rows, cols = np.diag(cm), cm.sum(1), cm.sum(0)
+    union = rows + cols - tp
+    there = union > 0
+    iou = np.where(there, tp / np.maximum(union, 1), np.nan)
+
+    def first(where: np.ndarray, otherwise: str) -> str:
+        return f"class {int(np.flatnonzero(where)[0])}" if where.any() else otherwise
+
+    gone = first(~there, "a class")
+    only_pred, only_true = first(there & (rows == 0), "a class"), first(there & (cols == 0), "a class")
+    leave_out = "leave it out of the mean (torch.nanmean, or average over the classes with TP + FP + FN > 0)"
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return [
+            (np.nan_to_num(iou, nan=0.0).mean(), f"{gone} is in neither truth nor prediction (0 / 0) and was "
+                                                 f"counted as IoU 0: {leave_out}"),
+            (np.nan_to_num(iou, nan=1.0).mean(), f"{gone} is in neither truth nor prediction (0 / 0) and was "
+                                                 f"counted as IoU 1: {leave_out}"),
+            (tp.sum() / cm.sum(), "that is pixel accuracy (trace / sum), a mean over pixels; mIoU is a mean over "
+                                  "classes of TP / (TP + FP + FN)"),
+            (tp.sum() / union.sum(), "that pools all classes' pixels into one IoU (sum TP / sum union), a mean over "
+                                     "pixels where big classes outweigh small ones: compute each class's IoU, then "
+                                     "average over the classes"),
+            (np.nansum(rows / cm.sum() * iou), "that weighs each class's IoU by its share of the pixels "
+                                               "(frequency-weighted IoU), a mean over pixels; mIoU counts each "
+                                               "class once"),
+            (np.nanmean(iou[rows > 0]), f"{only_pred} is predicted but never true and was left out: its IoU is "
+                                        f"0 / FP = 0 and it counts; leave out only classes with TP + FP + FN = 0"),
+            (np.nanmean(iou[cols > 0]), f"{only_true} is true but never predicted and was left out: its IoU is "
+                                        f"0 / FN = 0 and it counts; leave out only classes with TP + FP + FN = 0"),
+            (np.nanmean(tp / rows), "that is TP / (TP + FN), recall: the union also holds the false positives "
+                                    "(the rest of column c)"),
+            (np.nanmean(tp / cols), "that is TP / (TP + FP), precision: the union also holds the false negatives "
+                                    "(the rest of row c)"),
+            (np.nanmean(np.where(there, 2 * tp / (rows + cols), np.nan)), "that is Dice, 2 TP / (2 TP + FP + FN); "
+                                                                          "IoU is TP / (TP + FP + FN)"),
+            (np.nanmean(np.where(there, tp / (rows + cols), np.nan)), "TP is counted twice: row c and column c "
+                                                                      "both hold cm[c, c], so the union is row + "
+                                                                      "column - TP"),
+        ]
+
+
+def check_mean_iou(my_mean_iou: Callable[..., Any]) -> None:
+    """Exercise 4: `my_mean_iou(cm)` for a confusion matrix (C, C) int64 (rows true class, columns
+    predicted) -> one number: the mean over the classes in truth or prediction of TP / (TP + FP + FN);
+    a class in neither is left out. Equal to mean_iou(pred, target, num_classes, ignore_index). Lesson 08."""
+    import torch
+
+    from ..metrics import confusion_matrix, iou_per_class, mean_iou
+
+    for what, pred, target, c in _cm_cases():
+        cm = confusion_matrix(pred, target, c, IGNORE)
+        call = f"my_mean_iou(<{c} x {c} confusion matrix, {what}>)"
+        got = call_answer(my_mean_iou, "my_mean_iou", cm.clone())
+        if got is None:
+            fail(f"{call} returned None; expected one number: is the `return` missing?")
+        try:
+            got_t = torch.as_tensor(got.detach() if hasattr(got, "detach") else got, dtype=torch.float64)
+        except (TypeError, ValueError, RuntimeError):
+            fail(f"{call} returned a {type(got).__name__}; expected one number (a float).")
+        if got_t.numel() != 1:
+            fail(f"{call} returned shape {tuple(got_t.shape)}; expected one number: the mean of the per-class "
+                 f"IoUs over the classes present.")
+        value, want = float(got_t.reshape(())), mean_iou(pred, target, c, IGNORE)
+        if math.isclose(value, want, rel_tol=1e-6, abs_tol=1e-9):
+            continue
+        if math.isnan(value):
+            fail(f"{call} returned nan: a class in neither truth nor prediction has IoU 0 / 0 = nan, and a plain "
+                 f"mean with a nan in it is nan; leave such classes out (torch.nanmean, or average over the "
+                 f"classes with TP + FP + FN > 0).")
+        for wrong, hint in _iou_hints(cm.double().numpy()):
+            if math.isclose(value, float(wrong), rel_tol=1e-6, abs_tol=1e-9):
+                fail(f"{call} returned {value:.4f}; expected {want:.4f}: {hint}.")
+        shown = ", ".join("nan" if math.isnan(x) else f"{x:.3f}" for x in iou_per_class(cm).tolist())
+        fail(f"{call} returned {value:.4f}; expected {want:.4f}, the mean over the classes present of "
+             f"TP / (TP + FP + FN), per class [{shown}] (nan: left out).")
+    passed("per-class TP / (TP + FP + FN) averaged over the classes in truth or prediction; matches mean_iou.")
+
+
+# ------------------------------------------------------------- exercise 5: median-frequency weights
 
 def _count_cases():
     import torch
@@ -180,7 +378,7 @@ def _count_cases():
 
 
 def check_median_frequency_weights(median_frequency_weights: Callable[..., Any]) -> None:
-    """Exercise 3: `median_frequency_weights(counts)` for pixel counts (C,) -> weights (C,):
+    """Exercise 5: `median_frequency_weights(counts)` for pixel counts (C,) -> weights (C,):
     median(freq) / freq_c with freq = counts / counts.sum() and the median over the classes that have
     pixels; weight 0 for a class with no pixels. Equal to class_weights(counts, "median"). Lesson 08."""
     import torch
