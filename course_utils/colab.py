@@ -26,6 +26,8 @@ from .environment import REPO_ROOT
 
 BADGE_TAG = "colab-badge"
 SETUP_TAG = "course-setup"
+# The set-up cell shows as its one title line: a form in Colab, a collapsed cell in JupyterLab.
+SETUP_METADATA = {"tags": [SETUP_TAG], "cellView": "form", "jupyter": {"source_hidden": True}}
 COLAB_BADGE = "https://colab.research.google.com/assets/colab-badge.svg"
 
 
@@ -56,13 +58,14 @@ def badge_source(repo_url: str, notebook: str) -> str:
 def setup_source(repo_url: str) -> str:
     """The set-up cell, the first code cell of every lesson. Lesson 00."""
     return f'''\
-# Set-up (lesson 00 explains). On Colab: install the course from its repository; with
+#@title Set-up: installs the course on Colab, then checks this machine (lesson 00 explains) {{ display-mode: "form" }}
+# On Colab: install the course from its repository; with
 # USE_DRIVE = True the data sets live on your Google Drive and survive the session.
 # On every machine: doctor() reports the device, GPU, RAM, versions and the data sets.
 import os, subprocess, sys
 
 REPO_URL = "{repo_url}"  # set in pyproject.toml, stamped by python -m course_utils.colab
-USE_DRIVE = False
+USE_DRIVE = False  #@param {{type:"boolean"}}
 if "google.colab" in sys.modules:
     if not os.path.isdir("/content/unet-course"):
         subprocess.run(["git", "clone", "--depth", "1", REPO_URL, "/content/unet-course"], check=True)
@@ -86,14 +89,19 @@ def _tagged(nb: nbformat.NotebookNode, tag: str) -> int | None:
 def stamp(nb: nbformat.NotebookNode, notebook: str, repo_url: str) -> nbformat.NotebookNode:
     """Put the badge first and the set-up cell right after the title cell (replacing earlier
     ones: tagged cells, or an untagged first code cell that installs the course on Colab). See README.md."""
+    ids = {}  # the replaced cells' ids, kept so that a restamp changes only what it must
     for tag in (BADGE_TAG, SETUP_TAG):
         if (i := _tagged(nb, tag)) is not None:
+            ids[tag] = nb.cells[i].get("id")
             del nb.cells[i]
     first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), None)
     if first_code is not None and "google.colab" in nb.cells[first_code].source:
         del nb.cells[first_code]  # the older, per-notebook Colab cell
-    setup = nbformat.v4.new_code_cell(setup_source(repo_url), metadata={"tags": [SETUP_TAG]})
+    setup = nbformat.v4.new_code_cell(setup_source(repo_url), metadata=SETUP_METADATA)
     badge = nbformat.v4.new_markdown_cell(badge_source(repo_url, notebook), metadata={"tags": [BADGE_TAG]})
+    for cell, tag in ((setup, SETUP_TAG), (badge, BADGE_TAG)):
+        if ids.get(tag):
+            cell.id = ids[tag]
     title = 1 if nb.cells and nb.cells[0].cell_type == "markdown" else 0
     nb.cells[title:title] = [setup]
     nb.cells[0:0] = [badge]
@@ -111,6 +119,8 @@ def problems(notebooks: Path, repo_url: str) -> list[str]:
         code = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
         if setup is None or setup != code[0] or nb.cells[setup].source != setup_source(repo_url):
             found.append(f"{path.name}: the first code cell is not the standard set-up cell")
+        elif {k: nb.cells[setup].metadata.get(k) for k in SETUP_METADATA} != SETUP_METADATA:
+            found.append(f"{path.name}: the set-up cell is not shown folded to its title (cellView form, source_hidden)")
     return found
 
 

@@ -36,11 +36,26 @@ def test_stamping_replaces_the_old_cell_and_is_idempotent(tmp_path):
     assert [c.metadata.get("tags", [None])[0] for c in once.cells[:3]] == [BADGE_TAG, None, SETUP_TAG]
     assert [c.source for c in once.cells[3:]] == ["x = 1"] and "old" not in str(once)
     assert "colab.research.google.com/github/someone/unet-course/blob/main/notebooks/99_test.ipynb" in once.cells[0].source
+    ids = [c.id for c in once.cells]
     twice = stamp(once, "99_test.ipynb", url)
     assert [c.source for c in twice.cells] == [c.source for c in once.cells]
+    assert [c.id for c in twice.cells] == ids  # a restamp keeps the cells' ids
     nbformat.write(twice, tmp_path / "99_test.ipynb")
     assert problems(tmp_path, url) == []
     assert len(problems(tmp_path, "https://github.com/other/unet-course")) == 2
+
+
+def test_the_set_up_cell_shows_as_one_title_line_with_a_drive_checkbox(tmp_path):
+    url = "https://github.com/someone/unet-course"
+    nb = stamp(nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Lesson 99")]), "99_test.ipynb", url)
+    setup = nb.cells[2]
+    assert setup.source.splitlines()[0].startswith("#@title Set-up")  # the one line Colab's form shows
+    assert setup.metadata["cellView"] == "form" and setup.metadata["jupyter"]["source_hidden"] is True
+    assert 'USE_DRIVE = False  #@param {type:"boolean"}' in setup.source
+    del setup.metadata["jupyter"]  # unfolded in JupyterLab: the check names it
+    nbformat.write(nb, tmp_path / "99_test.ipynb")
+    assert problems(tmp_path, url) == ["99_test.ipynb: the set-up cell is not shown folded to its title "
+                                       "(cellView form, source_hidden)"]
 
 
 def test_set_up_cell_runs_off_colab_and_prints_the_doctor():
