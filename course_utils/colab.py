@@ -58,7 +58,7 @@ def badge_source(repo_url: str, notebook: str) -> str:
 def setup_source(repo_url: str) -> str:
     """The set-up cell, the first code cell of every lesson. Lesson 00."""
     return f'''\
-#@title Set-up: installs the course on Colab, then checks this machine (lesson 00 explains) {{ display-mode: "form" }}
+#@title Set-up: installs the course on Colab, then checks this machine (lesson 00 explains)
 # On Colab: install the course from its repository; with
 # USE_DRIVE = True the data sets live on your Google Drive and survive the session.
 # On every machine: doctor() reports the device, GPU, RAM, versions and the data sets.
