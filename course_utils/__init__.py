@@ -30,6 +30,12 @@ _EXPORTS: dict[str, str] = {
     "center_crop": "model",
     "output_length": "model",
     "TwoHeadUNet": "model",
+    # encoders.py and metrics.py (lesson 11): torchvision classifiers as the contracting path, the
+    # baselines U-Net answered, and the error along a mask's outline
+    "EncoderUNet": "encoders",
+    "TorchvisionSegmenter": "encoders",
+    "outline_band": "metrics",
+    "outline_band_error": "metrics",
     # drawing.py (lesson 04)
     "draw_unet": "drawing",
     # metrics.py (lesson 07)

@@ -18,7 +18,20 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import model_from_config
+from .encoders import EncoderUNet
+from .model import TwoHeadUNet, UNet
+
+
+def model_from_config(config: dict) -> nn.Module:
+    """Rebuild a UNet, TwoHeadUNet or EncoderUNet from its `.config` (what checkpoints store), untrained:
+    the checkpoint's weights are loaded next. Lesson 06."""
+    config = dict(config)
+    if config.pop("kind", None) == "encoder":  # EncoderUNet: the classifier's weights come with the checkpoint
+        return EncoderUNet(**{k: v for k, v in config.items() if k not in ("depth", "padding")})
+    if config.pop("heads", None) == "seg+depth":
+        config["num_classes"] = config.pop("out_channels")
+        return TwoHeadUNet(**config)
+    return UNet(**config)
 
 
 def rng_states() -> dict[str, Any]:

@@ -13,6 +13,8 @@ from typing import Any
 from .environment import PROFILES, profile
 from .model import nearest_valid_sizes, output_length
 from .precision import AMP_CHOICES
+
+ENCODER_DEPTHS = {"vgg11": 4, "resnet34": 5}  # how often each torchvision encoder halves the image
 from .tasks import TASK_NAMES, get_task
 
 # The TrainConfig defaults are the quick profile (CPU, toy Carvana, small images, a narrow net);
@@ -72,6 +74,8 @@ class TrainConfig:
     weight_map: bool = False  # isbi2012: weight each pixel's loss by the paper's weight map (w0 10, sigma 5)
     held_out: tuple[int, ...] = (25, 26, 27, 28, 29)  # isbi2012: training slices held out, never trained on
     crops_per_slice: int = 8  # isbi2012: random training tiles drawn from each training slice per epoch
+    encoder: str | None = None  # carvana: "vgg11" or "resnet34", a torchvision classifier as the contracting path
+    encoder_weights: str = "none"  # with encoder: "none", "imagenet" or the path of a torchvision state dict
 
     @classmethod
     def for_profile(cls, name: str | None = None, task: str = "carvana") -> "TrainConfig":
@@ -103,8 +107,10 @@ class TrainConfig:
 
     def summary(self) -> str:
         """One line: image size, width, depth, batch, epochs and lr (what a log should say)."""
-        return (f"{self.image_size[0]}x{self.image_size[1]} images, base_channels {self.base_channels}, "
-                f"depth {self.depth}, batch {self.batch_size}, {self.epochs} epochs, lr {self.lr:g}")
+        net = (f"{self.encoder} encoder ({self.encoder_weights} weights)" if self.encoder
+               else f"base_channels {self.base_channels}, depth {self.depth}")
+        return (f"{self.image_size[0]}x{self.image_size[1]} images, {net}, batch {self.batch_size}, "
+                f"{self.epochs} epochs, lr {self.lr:g}")
 
     def check(self) -> "TrainConfig":
         """This config, or a ValueError that says what to change when a setting cannot work."""
@@ -125,7 +131,13 @@ class TrainConfig:
             raise ValueError(f"clip_grad must be a positive number (or 0 for no clipping), got {self.clip_grad}.")
         if self.padding not in ("same", "valid"):
             raise ValueError(f"padding must be same or valid, got {self.padding!r}.")
-        check_image_size(self.image_size, self.depth, self.padding)
+        if self.encoder is not None:
+            if self.encoder not in ENCODER_DEPTHS:
+                raise ValueError(f"encoder must be one of {tuple(ENCODER_DEPTHS)}, got {self.encoder!r}.")
+            if self.task != "carvana":
+                raise ValueError("--encoder builds an RGB, one-logit EncoderUNet: it trains on --task carvana.")
+        depth, padding = (ENCODER_DEPTHS[self.encoder], "same") if self.encoder else (self.depth, self.padding)
+        check_image_size(self.image_size, depth, padding)
         get_task(self.task).check(self)
         return self
 

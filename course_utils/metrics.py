@@ -348,3 +348,57 @@ class DepthMetrics:
     def compute(self) -> dict[str, float]:
         """abs_rel, rmse, delta1, delta2, delta3, n_pixels and n_images."""
         return {**_depth_scores(self.sums), "n_images": self.n_images}
+
+
+# ---------------------------------------------------------------------------- outlines (lesson 11)
+
+
+def _spatial_masks(x: torch.Tensor) -> torch.Tensor:
+    """(N, 1, H, W) float view of a batch of masks given as (N, H, W) or (N, 1, H, W)."""
+    if x.ndim == 3:
+        x = x.unsqueeze(1)
+    if x.ndim != 4 or x.shape[1] != 1:
+        raise ValueError(f"expected masks (N, H, W) or (N, 1, H, W), got shape {tuple(x.shape)}.")
+    return x.float()
+
+
+def outline_band(target: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """The pixels within `width` pixels of the true outline, on either side: bool of target's shape.
+
+    target: binary masks (N, H, W) or (N, 1, H, W). A pixel is in the band when its
+    (2 width + 1) x (2 width + 1) neighbourhood holds both car and background, i.e. when a pixel
+    of the other class is at most `width` steps away (a diagonal step counts as one). That is
+    the dilated mask minus the eroded one, both by max-pooling; the image's edge is no outline.
+
+    >>> outline_band(torch.tensor([[[0, 0, 0, 1, 1, 1, 1, 1]]]), width=2).int()  # 2 pixels either side
+    tensor([[[0, 1, 1, 1, 1, 0, 0, 0]]], dtype=torch.int32)
+
+    Lesson 11.
+    """
+    if int(width) < 1:
+        raise ValueError(f"width must be at least 1 pixel, got {width}.")
+    _flat_binary(target, target)  # 0/1 values, a batch
+    t, k = _spatial_masks(torch.as_tensor(target)), 2 * int(width) + 1
+    dilated = torch.nn.functional.max_pool2d(t, k, stride=1, padding=int(width)) > 0.5  # some car nearby
+    eroded = -torch.nn.functional.max_pool2d(-t, k, stride=1, padding=int(width)) > 0.5  # only car nearby
+    return (dilated & ~eroded).reshape(torch.as_tensor(target).shape)
+
+
+def outline_band_error(pred: torch.Tensor, target: torch.Tensor, width: int = 2) -> torch.Tensor:
+    """Per image, the share of wrong pixels within `width` pixels of the true outline: float64 (N,).
+
+    pred, target: binary masks of the same shape, (N, H, W) or (N, 1, H, W) (threshold first).
+    Dice is dominated by a car's inside, which every model gets right; this error looks only at
+    the band `outline_band(target, width)` where coarse upsampling (FCN's 8x) blurs the outline.
+    An image without an outline (no car, or all car) has an empty band: NaN (torch.nanmean skips it).
+
+    >>> target = torch.zeros(1, 8, 8); target[:, 2:6, 2:6] = 1
+    >>> outline_band_error(target, target), outline_band_error(1 - target, target, width=1)
+    (tensor([0.], dtype=torch.float64), tensor([1.], dtype=torch.float64))
+
+    Lesson 11.
+    """
+    p, t = _flat_binary(pred, target)
+    band = outline_band(target, width).reshape(t.shape)
+    wrong = ((p != t) & band).sum(1).double()
+    return wrong / band.sum(1).double()  # 0 / 0 = NaN where there is no outline

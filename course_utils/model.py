@@ -51,7 +51,8 @@ class Up(nn.Module):
     Upsample 2x while halving the channels (a 2x2 up-convolution, or bilinear resize + 1x1
     conv), concatenate the skip connection from the contracting path (center-cropped when the
     network is unpadded), then a DoubleConv. ``forward(x, skip)``: x (B, C, h, w), skip
-    (B, C/2, H, W) -> (B, out_channels, ...). Lessons 03 and 04.
+    (B, C/2, H, W) -> (B, out_channels, ...). skip_channels: the skip's channels when they are
+    not C/2 (a torchvision encoder's stages); 0 with ``forward(x)``: upsample without a skip. Lessons 03 and 04.
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class Up(nn.Module):
         upsampling: str = "transpose",
         padding: str = "same",
         batch_norm: bool = True,
+        skip_channels: int | None = None,
     ):
         super().__init__()
         _check_choice("upsampling", upsampling, UPSAMPLINGS)
@@ -72,10 +74,13 @@ class Up(nn.Module):
                 nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
                 nn.Conv2d(in_channels, half, kernel_size=1),
             )
-        self.conv = DoubleConv(in_channels, out_channels, padding, batch_norm)
+        joined = in_channels if skip_channels is None else half + skip_channels
+        self.conv = DoubleConv(joined, out_channels, padding, batch_norm)
 
-    def forward(self, x: torch.Tensor, skip: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, skip: torch.Tensor | None = None) -> torch.Tensor:
         x = self.up(x)  # (B, C/2, 2h, 2w)
+        if skip is None:  # an Up with skip_channels=0
+            return self.conv(x)
         skip = center_crop(skip, x.shape[-2:])  # a view; a no-op for the same-padded net
         return self.conv(torch.cat([skip, x], dim=1))  # (B, C, 2h, 2w) -> DoubleConv
 
@@ -200,15 +205,6 @@ class TwoHeadUNet(UNet):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         f = self.features(x)
         return {"seg": self.head(f), "depth": torch.exp(self.depth_head(f).clamp(max=8.0))}
-
-
-def model_from_config(config: dict) -> UNet:
-    """Rebuild a UNet or TwoHeadUNet from its `.config` (what checkpoints store). Lesson 06."""
-    config = dict(config)
-    if config.pop("heads", None) == "seg+depth":
-        config["num_classes"] = config.pop("out_channels")
-        return TwoHeadUNet(**config)
-    return UNet(**config)
 
 
 def output_length(n: int, depth: int, padding: str) -> int | None:

@@ -75,6 +75,14 @@ def make_loaders(cfg: TrainConfig) -> tuple[DataLoader, DataLoader]:
     return train, val
 
 
+def model_summary(model: nn.Module) -> str:
+    """One line for the run's log: which network, and how many weights it trains. Lesson 06."""
+    c = getattr(model, "config", {})
+    kind = (f"EncoderUNet, {c['encoder']} encoder" if c.get("kind") == "encoder" else
+            f"{type(model).__name__}, base_channels {c.get('base_channels')}, depth {c.get('depth')}, {c.get('padding')}")
+    return f"{kind}, {sum(p.numel() for p in model.parameters() if p.requires_grad):,} weights"
+
+
 # ---------------------------------------------------------------------------- CLI
 
 
@@ -125,6 +133,7 @@ def _run_one(cfg: TrainConfig, device: torch.device) -> Path:
     say(f"data: {len(train_loader.dataset)} train / {len(val_loader.dataset)} held-out images "
           f"({task.split_text(cfg)}) at {cfg.image_size[0]}x{cfg.image_size[1]}", flush=True)
     model = build_model(cfg)
+    say(f"model: {model_summary(model)}", flush=True)
     loss_fn = task.loss(cfg, train_loader.dataset)
     fit(model, train_loader, val_loader, cfg, out=out, loss_fn=loss_fn, resume=cfg.resume, task=task, device=str(device))
     if os.environ.get("UNET_COURSE_TEST_DUMP_DIR"):  # tests: every process's final weights
@@ -271,6 +280,10 @@ def get_args_parser() -> argparse.ArgumentParser:
     nyu.add_argument("--depth-weight", type=float, help="nyuv2: weight of the depth loss (default 1)")
     nyu.add_argument("--class-weighting", choices=("none", "median", "inverse_sqrt"),
                      help="nyuv2: cross-entropy class weights from training label frequencies (default none)")
+    p.add_argument("--encoder", choices=("vgg11", "resnet34"), help="carvana: a torchvision classifier as the "
+                   "contracting path (EncoderUNet; --base-channels and --depth then do not apply)")
+    p.add_argument("--encoder-weights", metavar="imagenet|PATH|none", help="with --encoder: torchvision's ImageNet "
+                   "weights (downloaded once), a saved torchvision state dict, or none (random; the default)")
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction,
                    help="BatchNorm after each conv (default on; --no-batch-norm is the paper's network)")
     em = p.add_argument_group("ISBI 2012 EM membranes (lesson 10)")

@@ -123,7 +123,8 @@ def test_config_rebuilds_the_same_architecture():
 
 
 def test_two_head_unet_shares_everything_but_one_1x1_conv():
-    from course_utils.model import TwoHeadUNet, model_from_config
+    from course_utils.checkpoint import model_from_config
+    from course_utils.model import TwoHeadUNet
 
     seg_only = UNet(3, 13, base_channels=8, depth=3)
     both = TwoHeadUNet(3, 13, base_channels=8, depth=3)

@@ -74,7 +74,7 @@ def notebook_problems(path: Path) -> list[str]:
 
 
 def test_there_are_notebooks():
-    assert len(NOTEBOOKS) >= 11, f"expected the 11 lessons under notebooks/, found {len(NOTEBOOKS)}"
+    assert len(NOTEBOOKS) >= 12, f"expected the 12 lessons under notebooks/, found {len(NOTEBOOKS)}"
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)

@@ -76,6 +76,10 @@ class Carvana(Task):
         return "split by car"
 
     def build_model(self, cfg: Any) -> nn.Module:
+        if getattr(cfg, "encoder", None):  # a torchvision classifier as the contracting path (lesson 11)
+            from ..encoders import EncoderUNet  # here: torchvision is imported only when asked for
+
+            return EncoderUNet(cfg.encoder, 3, 1, weights=cfg.encoder_weights, batch_norm=cfg.batch_norm)
         return UNet(in_channels=3, out_channels=1, base_channels=cfg.base_channels, depth=cfg.depth,
                     batch_norm=cfg.batch_norm)
 
