@@ -5,9 +5,9 @@
 
 Two places, each timed against the course's code in the same run (milliseconds per photo, median
 of --repeat runs), on whatever device is there (decode_jpeg also runs on CUDA when a GPU is present):
-  decode:  reading a full-size JPEG at the training size. The course (data/cache.py) decodes with
-           PIL in draft mode (libjpeg scales by 1/2, 1/4 or 1/8 while decoding), then resizes;
-           torchvision.io.decode_jpeg decodes the full photo, then resizes (torchvision.transforms.v2).
+  decode:  the full photo, PIL against torchvision.io.decode_jpeg; then the loader cache's path to the
+           training size (data/cache.py: PIL in draft mode, where libjpeg scales by 1/2, 1/4 or 1/8 while
+           decoding, then OpenCV's INTER_AREA resize) against decode_jpeg and the same resize.
   overlay: a mask drawn on a photo. The course's predict.overlay_mask (PIL composite plus outline)
            against torchvision.utils.draw_segmentation_masks (the tint only, no outline).
 Prints a ratio course/torchvision: above 1 means torchvision is faster.
@@ -20,12 +20,12 @@ import sys
 import time
 from pathlib import Path
 
+import cv2
 import numpy as np
 import torch
 import torchvision
 from PIL import Image
 from torchvision.io import decode_jpeg, read_file
-from torchvision.transforms.v2 import functional as TF
 
 from course_utils.predict import overlay_mask
 
@@ -44,14 +44,17 @@ def timed(fn, repeat: int) -> float:
 
 
 def pil_draft(path: Path, size: tuple[int, int]) -> np.ndarray:
+    """The loader cache's path: draft-mode decoding, then INTER_AREA to (H, W)."""
     with Image.open(path) as im:
         im.draft("RGB", (size[1], size[0]))  # libjpeg decodes at the smallest scale >= (W, H)
-        return np.asarray(im.convert("RGB").resize((size[1], size[0]), Image.BILINEAR))
+        image = np.asarray(im.convert("RGB"))
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
-def tv_decode(data: torch.Tensor, size: tuple[int, int], device: str) -> torch.Tensor:
-    image = decode_jpeg(data, device=device)  # (3, H, W) uint8, the full photo
-    return TF.resize(image, list(size), antialias=True)
+def tv_decode(data: torch.Tensor, size: tuple[int, int], device: str) -> np.ndarray:
+    """decode_jpeg (the full photo), then the same INTER_AREA resize."""
+    image = decode_jpeg(data, device=device).permute(1, 2, 0).cpu().numpy()
+    return cv2.resize(image, (size[1], size[0]), interpolation=cv2.INTER_AREA)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,9 +73,12 @@ def main(argv: list[str] | None = None) -> int:
           f"{len(photos)} photos, {torch.get_num_threads()} threads")
     rows = []
     data = [read_file(str(p)) for p in photos]
+    course = timed(lambda: [np.asarray(Image.open(p).convert("RGB")) for p in photos], args.repeat) / len(photos)
+    tv = timed(lambda: [decode_jpeg(d, device=device) for d in data], args.repeat) / len(photos)
+    rows.append(("decode the full photo", course, tv))
     course = timed(lambda: [pil_draft(p, size) for p in photos], args.repeat) / len(photos)
     tv = timed(lambda: [tv_decode(d, size, device) for d in data], args.repeat) / len(photos)
-    rows.append((f"decode to {size[0]}x{size[1]}", course, tv))
+    rows.append((f"cache path to {size[0]}x{size[1]}", course, tv))
     photo = np.array(Image.open(photos[0]).convert("RGB"))
     mask_path = next((args.samples / "train_masks").glob(f"{photos[0].stem}_mask.gif"), None)
     mask = (np.array(Image.open(mask_path)) > 0) if mask_path else np.zeros(photo.shape[:2], bool)
