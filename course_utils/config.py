@@ -13,9 +13,9 @@ from typing import Any
 from .environment import PROFILES, profile
 from .model import nearest_valid_sizes, output_length
 from .precision import AMP_CHOICES
+from .tasks import TASK_NAMES, get_task
 
 ENCODER_DEPTHS = {"vgg11": 4, "resnet34": 5}  # how often each torchvision encoder halves the image
-from .tasks import TASK_NAMES, get_task
 
 # The TrainConfig defaults are the quick profile (CPU, toy Carvana, small images, a narrow net);
 # the full profile (GPU, the Kaggle set at half resolution, the paper's widths) changes these.
