@@ -67,3 +67,18 @@ def real_nyuv2_meta():
 def real_isbi2012():
     """The real ISBI 2012 stacks (train-volume.tif, train-labels.tif, test-volume.tif) of ../shared/real_samples."""
     return _real_samples("isbi2012", "train-labels.tif")
+
+
+def fails_with(check, *args, **kwargs) -> str:
+    """The message of the CheckFailed an exercise check raises for this answer (the test fails if
+    the check passes it). The tests of course_utils.checks import it."""
+    from course_utils.checks import CheckFailed
+
+    with pytest.raises(CheckFailed) as info:
+        check(*args, **kwargs)
+    return str(info.value)
+
+
+def todo(*args, **kwargs):
+    """An unanswered exercise, as a student copy has it."""
+    raise NotImplementedError()

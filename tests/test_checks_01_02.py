@@ -1,11 +1,9 @@
 """The exercise checks of lessons 01-02 accept right answers and explain wrong ones in words."""
-import pytest
 import torch
 from torch import nn
 
 from course_utils import DoubleConv, Down
 from course_utils.checks import (
-    CheckFailed,
     check_contracting_sizes,
     check_conv_output_size,
     check_double_conv,
@@ -14,12 +12,7 @@ from course_utils.checks import (
     check_valid_sizes,
 )
 from course_utils.checks.lesson02 import contracting_sizes_reference
-
-
-def fails_with(check, *args, **kwargs) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args, **kwargs)
-    return str(info.value)
+from conftest import fails_with
 
 
 # ---- lesson 01 ---------------------------------------------------------------------------

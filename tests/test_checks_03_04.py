@@ -1,10 +1,8 @@
 """The exercise checks of lessons 03-04 accept right answers and explain wrong ones in words."""
-import pytest
 import torch
 import torch.nn.functional as F
 
 from course_utils.checks import (
-    CheckFailed,
     check_center_crop,
     check_crop_and_concat,
     check_double_conv_parameters,
@@ -13,12 +11,7 @@ from course_utils.checks import (
     check_valid_output_size,
 )
 from course_utils.model import UNet, center_crop, count_parameters, output_length
-
-
-def fails_with(check, answer) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(answer)
-    return str(info.value)
+from conftest import fails_with
 
 
 def accepted(check, answer, capsys) -> None:

@@ -1,16 +1,10 @@
 """The exercise checks of lesson 05 accept right answers and explain wrong ones in words."""
 import numpy as np
-import pytest
 from PIL import Image
 
 from course_utils import rle_decode
-from course_utils.checks import CheckFailed, check_read_mask, check_rle_decode, check_split_by_car
-
-
-def fails_with(check, *args, **kwargs) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args, **kwargs)
-    return str(info.value)
+from course_utils.checks import check_read_mask, check_rle_decode, check_split_by_car
+from conftest import fails_with
 
 
 # ---- exercise 1: read a mask file --------------------------------------------------------

@@ -10,20 +10,15 @@ import torch
 
 from course_utils import (BCEDiceLoss, dice_score, make_optimizer, make_scheduler, train_one_epoch, train_step,
                           validate)
-from course_utils.checks import (CheckFailed, check_epoch_loop, check_lr_at, check_soft_dice_loss,
+from course_utils.checks import (check_epoch_loop, check_lr_at, check_soft_dice_loss,
                                  check_train_step, lesson06)
 from course_utils.losses import DiceLoss, soft_dice
 from course_utils.engine import train_step as course_train_step
 from course_utils.run_course import execute
 from course_utils.student import make_student_copy
+from conftest import fails_with
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tiny convolutions: one thread, as the lesson runs them
-
-
-def fails_with(check, *args) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args)
-    return str(info.value)
 
 
 def soft_dice_loss(logits, target, smooth=1.0):

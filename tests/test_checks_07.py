@@ -9,20 +9,14 @@ import torch
 import torch.nn.functional as F
 
 from course_utils import context_margin, covering_tile_size, dice_score, mirror_pad, predict_tiled, rle_encode
-from course_utils.checks import CheckFailed
 from course_utils.checks.lesson07 import check_per_image_dice, check_pooled_dice, check_rle_encode
 from course_utils.checks.lesson07_tiling import _CASES, _case, check_overlap_tile
 from course_utils.run_course import execute
 from course_utils.student import make_student_copy
+from conftest import fails_with
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "07_evaluation.ipynb"
 pytestmark = pytest.mark.usefixtures("one_thread")  # the overlap-tile check runs small U-Nets
-
-
-def fails_with(check, *args) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args)
-    return str(info.value)
 
 
 # ---- exercise 1: per-image Dice ----------------------------------------------------------

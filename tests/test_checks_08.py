@@ -1,29 +1,21 @@
 """The exercise checks of lesson 08 accept right answers and explain wrong ones in words."""
 import copy
-import math
 from pathlib import Path
 
 import nbformat
 import numpy as np
-import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils.checks import CheckFailed
 from course_utils.checks.lesson08 import (_cm_cases, _label_maps, check_confusion_matrix, check_cross_entropy,
                                           check_mean_iou, check_median_frequency_weights, check_raw_to_13)
 from course_utils.losses import class_weights
 from course_utils.metrics import confusion_matrix, confusion_scores, iou_per_class, mean_iou
 from course_utils.run_course import execute
 from course_utils.student import exercise_cells, make_student_copy
+from conftest import fails_with
 
 NOTEBOOK = Path(__file__).parents[1] / "notebooks" / "08_nyu_depth.ipynb"
-
-
-def fails_with(check, *args) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args)
-    return str(info.value)
 
 
 # ---- exercise 1: raw label -> 13 classes ---------------------------------------------------

@@ -5,20 +5,10 @@ import torch
 from scipy import ndimage
 from skimage.measure import label as sk_label
 
-from course_utils.checks import CheckFailed
 from course_utils.checks.lesson10 import check_cells, check_pixel_error
 from course_utils.data.isbi2012 import cell_labels, read_stack
 from course_utils.em_metrics import pixel_error
-
-
-def fails_with(check, *args) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args)
-    return str(info.value)
-
-
-def todo(*args):
-    raise NotImplementedError()
+from conftest import fails_with, todo
 
 
 # ---- exercise 1: pixel error --------------------------------------------------------------

@@ -1,24 +1,14 @@
 """The exercise checks of lesson 11 accept right answers and explain wrong ones in words."""
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as F
 from scipy import ndimage
 
 from course_utils import outline_band
-from course_utils.checks import CheckFailed, check_outline_band, check_skip_shapes
+from course_utils.checks import check_outline_band, check_skip_shapes
+from conftest import fails_with, todo
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
-
-
-def fails_with(check, *args) -> str:
-    with pytest.raises(CheckFailed) as info:
-        check(*args)
-    return str(info.value)
-
-
-def todo(*args):
-    raise NotImplementedError()
 
 
 # ---- exercise 1: which stage feeds which Up block -------------------------------------------
