@@ -109,9 +109,10 @@ def test_student_copy_runs_until_its_first_exercise_and_stops_there(path):
 
 # ---- every check explains a wrong answer ---------------------------------------------------
 
-def wrong_answer_tested_checks(tree: ast.Module) -> set[str]:
+def wrong_answer_tested_checks(tree: ast.Module, shared: frozenset[str] = frozenset()) -> set[str]:
     """Names of check_* functions a test module calls expecting CheckFailed: inside
-    `with pytest.raises(CheckFailed|AssertionError)`, or passed to a helper that does so."""
+    `with pytest.raises(CheckFailed|AssertionError)`, or passed to a helper that does so (one of
+    the module's own, or one of `shared`, the helpers conftest.py defines)."""
     def expects_failure(node: ast.AST) -> bool:
         return isinstance(node, ast.With) and any(
             "raises" in ast.unparse(item.context_expr) and re.search(r"CheckFailed|AssertionError", ast.unparse(item.context_expr))
@@ -121,6 +122,7 @@ def wrong_answer_tested_checks(tree: ast.Module) -> set[str]:
         return {n.id for n in ast.walk(node) if isinstance(n, ast.Name) and n.id.startswith("check_")}
 
     helpers = {f.name for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and any(expects_failure(n) for n in ast.walk(f))}
+    helpers |= shared
     found = set()
     for node in ast.walk(tree):
         if expects_failure(node):
@@ -130,12 +132,20 @@ def wrong_answer_tested_checks(tree: ast.Module) -> set[str]:
     return found
 
 
+def wrong_answer_helpers(tree: ast.Module) -> set[str]:
+    """Functions of a module that call what they are given expecting CheckFailed."""
+    return {f.name for f in tree.body if isinstance(f, ast.FunctionDef)
+            and any(isinstance(n, ast.With) and "raises(CheckFailed" in ast.unparse(n) for n in ast.walk(f))}
+
+
 def test_every_check_is_tested_with_a_wrong_answer():
     checks = {name for name in dir(course_utils.checks) if name.startswith("check_") and callable(getattr(course_utils.checks, name))}
     assert len(checks) >= 12
+    shared = frozenset(wrong_answer_helpers(ast.parse((ROOT / "conftest.py").read_text())))
+    assert "fails_with" in shared
     tested = set()
     for test_file in sorted((ROOT / "tests").glob("test_checks_*.py")):
-        tested |= wrong_answer_tested_checks(ast.parse(test_file.read_text()))
+        tested |= wrong_answer_tested_checks(ast.parse(test_file.read_text()), shared)
     missing = sorted(checks - tested)
     assert not missing, (f"checks with no test that feeds them a wrong answer (expecting CheckFailed) in "
                          f"tests/test_checks_*.py: {missing}")
@@ -148,6 +158,9 @@ def test_the_wrong_answer_finder_is_not_fooled():
         "def test_b():\n    check_b(right)\n"
         "def test_c():\n    with pytest.raises(CheckFailed, match='x'):\n        check_c(wrong)\n")
     assert wrong_answer_tested_checks(tree) == {"check_a", "check_c"}
+    shared_only = ast.parse("from conftest import fails_with\ndef test_d():\n    fails_with(check_d, 1)\n")
+    assert wrong_answer_tested_checks(shared_only) == set()
+    assert wrong_answer_tested_checks(shared_only, frozenset({"fails_with"})) == {"check_d"}
 
 
 # ---- the copy itself, on small notebooks ----------------------------------------------------
