@@ -19,6 +19,10 @@ _EXPORTS: dict[str, str] = {
     "has_dataset": "environment",
     "set_threads": "environment",
     "seed_everything": "environment",
+    # environment.py (README.md): data apart from work, for read-only data roots
+    "work_root": "environment",
+    "dataset_dir": "environment",
+    "is_writable": "environment",
     # model.py (lessons 01-04)
     "DoubleConv": "model",
     "Down": "model",
@@ -30,8 +34,9 @@ _EXPORTS: dict[str, str] = {
     "center_crop": "model",
     "output_length": "model",
     "TwoHeadUNet": "model",
-    # encoders.py and metrics.py (lesson 11): torchvision classifiers as the contracting path, the
-    # baselines U-Net answered, and the error along a mask's outline
+    "NoSkipUNet": "model",
+    # encoders.py and metrics.py (lessons 08 and 12): torchvision classifiers as the contracting path,
+    # the baselines U-Net answered, and the error along a mask's outline
     "EncoderUNet": "encoders",
     "TorchvisionSegmenter": "encoders",
     "outline_band": "metrics",
@@ -53,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     "ConfusionMatrix": "metrics",
     "depth_metrics": "metrics",
     "DepthMetrics": "metrics",
-    # evaluation.py (lessons 07-08)
+    # evaluation.py (lessons 07-09)
     "predict_probabilities": "inference",
     "forward": "inference",
     "evaluating": "inference",
@@ -86,6 +91,8 @@ _EXPORTS: dict[str, str] = {
     "train_transform": "data",
     "eval_transform": "data",
     "split_summary": "data",
+    "car_photo": "data",
+    "split_by_image": "data",
     "GridElastic": "data",
     "build_cache": "data",
     "download_carvana": "data",
@@ -103,7 +110,7 @@ _EXPORTS: dict[str, str] = {
     "ARCHIVES": "data",
     "RULES_URL": "data",
     "RAW_IDS": "data",
-    # em_metrics.py (lesson 10): the ISBI 2012 challenge's metrics
+    # em_metrics.py (lesson 11): the ISBI 2012 challenge's metrics
     "pixel_error": "em_metrics",
     "rand_error": "em_metrics",
     "rand_scores": "em_metrics",
@@ -116,7 +123,7 @@ _EXPORTS: dict[str, str] = {
     "split_merge": "em_metrics",
     # tasks/ (lesson 06): the data sets the engine trains on
     "get_task": "tasks",
-    # data/isbi2012.py and data/download.py (lesson 10): the paper's EM data
+    # data/isbi2012.py and data/download.py (lesson 11): the paper's EM data
     "ISBI2012Dataset": "data",
     "read_isbi2012": "data",
     "check_isbi2012": "data",
@@ -128,9 +135,9 @@ _EXPORTS: dict[str, str] = {
     "ensure_isbi2012": "data",
     "read_stack": "data",
     "write_stack": "data",
-    # data/transforms.py (lesson 09): the paper's elastic deformation
+    # data/transforms.py (lesson 10): the paper's elastic deformation
     "paper_sigma": "data",
-    # paper.py (lesson 09)
+    # paper.py (lesson 10)
     "touching_cells": "paper",
     "separation_border": "paper",
     "separated_foreground": "paper",
@@ -171,6 +178,8 @@ _EXPORTS: dict[str, str] = {
     "show_predictions": "viz",
     "PredictionViewer": "viewer",
     "class_palette": "viz",
+    "error_overlay": "viz",
+    "ERROR_COLOURS": "viz",
     "save_prediction_figure": "viz",
     "plot_history": "viz",
     "matching_colours": "viz",

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 
 import torch
 from torch import nn
@@ -108,7 +109,8 @@ class UNet(nn.Module):
         batch_norm: BatchNorm after each 3x3 conv (then the conv has no bias). Paper: False.
 
     Input (B, in_channels, H, W) -> logits (B, out_channels, *self.output_size(H, W)).
-    A size the network cannot take raises a ValueError naming the nearest that work. Lesson 04.
+    A size the network cannot take raises a ValueError naming the nearest that work. Shown whole
+    first, then built piece by piece: Lessons 00-04.
     """
 
     def __init__(
@@ -141,8 +143,11 @@ class UNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.features(x))
 
-    def features(self, x: torch.Tensor) -> torch.Tensor:
-        """The last decoder level's features (B, base_channels, h, w), before the 1x1 head."""
+    def features(self, x: torch.Tensor, zero_skips: Collection[int] = ()) -> torch.Tensor:
+        """The last decoder level's features (B, base_channels, h, w), before the 1x1 head.
+
+        zero_skips: levels (0 = the finest, inc's output) whose skip is replaced by zeros, to see
+        what a trained network loses without it (lesson 08)."""
         self._check_input(x)
         x = self.inc(x)
         skips = []
@@ -150,7 +155,8 @@ class UNet(nn.Module):
             skips.append(x)
             x = down(x)
         for up in self.ups:  # expanding path: the deepest skip joins first
-            x = up(x, skips.pop())
+            skip = skips.pop()
+            x = up(x, torch.zeros_like(skip) if len(skips) in zero_skips else skip)
         return x
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
@@ -184,6 +190,17 @@ class UNet(nn.Module):
         self.output_size(x.shape[-2], x.shape[-1])
 
 
+class NoSkipUNet(UNet):
+    """UNet whose skips carry only zeros: the ablation that measures what the skips are worth.
+
+    It keeps UNet's parameters (the skip half of each Up's first conv then multiplies zeros and
+    gets no gradient), so both nets have the same size. Lessons 04 and 08.
+    """
+
+    def features(self, x: torch.Tensor, zero_skips: Collection[int] = ()) -> torch.Tensor:
+        return super().features(x, zero_skips=range(len(self.downs)))
+
+
 class TwoHeadUNet(UNet):
     """U-Net with two 1x1 heads on the same decoder features (NYU Depth V2):
     `num_classes` segmentation logits and a depth map in metres.
@@ -191,7 +208,7 @@ class TwoHeadUNet(UNet):
     The only change to UNet is one more 1x1 conv: both tasks share every other weight.
     forward returns a dict {"seg": (B, C, h, w) logits, "depth": (B, 1, h, w) metres}.
     The depth head predicts log-depth, so depth = exp(output) is always positive; its bias
-    starts at log(typical_depth) so the first predictions are of the right size. Lesson 08.
+    starts at log(typical_depth) so the first predictions are of the right size. Lesson 09.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 13, base_channels: int = 64, depth: int = 4,
@@ -211,7 +228,7 @@ def output_length(n: int, depth: int, padding: str) -> int | None:
     """Length of one output axis for an input of length n, or None if U-Net cannot take n.
 
     Same padding: n must divide by 2**depth. Valid padding: each DoubleConv takes 4 px, each
-    pool halves an even length, each up-conv doubles; every step must stay positive and even. Lessons 04 and 09.
+    pool halves an even length, each up-conv doubles; every step must stay positive and even. Lessons 04 and 10.
     """
     if padding == "same":
         return n if n > 0 and n % 2**depth == 0 else None
@@ -252,5 +269,6 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
-    """Number of (trainable) parameters: 31,030,658 for the paper's network. Lesson 01."""
+    """Number of (trainable) parameters: 31,030,658 for the paper's network. Counted first, derived
+    later: Lessons 00 and 01."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -68,7 +68,7 @@ def mirror_pad(image: torch.Tensor, top: int, bottom: int, left: int, right: int
     """image (..., H, W) padded by mirroring to (..., top + H + bottom, left + W + right).
 
     Unlike torch.nn.functional.pad(mode="reflect"), a pad may exceed the image side: the
-    reflection repeats (see mirror_index). The paper fills missing context this way (Fig. 2). Lessons 07 and 09.
+    reflection repeats (see mirror_index). The paper fills missing context this way (Fig. 2). Lessons 07 and 10.
     """
     if min(top, bottom, left, right) < 0:
         raise ValueError(f"pads must be 0 or more, got top={top}, bottom={bottom}, left={left}, right={right}.")
@@ -95,7 +95,7 @@ def context_margin(depth: int) -> int:
     output (92 for the paper's depth 4, 44 for depth 3, 20 for depth 2). A pixel's receptive field
     reaches up to context_margin + 2**depth - 1 px to one side (its place in the pooling grid
     shifts it), so in a same-padded network only pixels that far inside a tile are untouched by the
-    tile's zero padding: an overlap of 2 * (context_margin + 2**depth) makes tiling exact there. Lessons 07 and 09."""
+    tile's zero padding: an overlap of 2 * (context_margin + 2**depth) makes tiling exact there. Lessons 07 and 10."""
     n = next(n for n in range(1, 2 ** (depth + 3) * 8) if output_length(n, depth, "valid"))
     return (n - output_length(n, depth, "valid")) // 2
 
@@ -185,7 +185,7 @@ def covering_tile_size(model: nn.Module, height: int, width: int) -> tuple[int, 
 
 def stack_overlap(model: nn.Module, tile_size: int | tuple[int, int], height: int, width: int) -> tuple[int, int]:
     """predict_stack's default overlap: none on a side that one tile's output covers (one pass,
-    nothing to repair), default_overlap elsewhere. Lesson 10."""
+    nothing to repair), default_overlap elsewhere. Lesson 11."""
     depth, padding = unet_geometry(model)
     outs = (tile_output(t, depth, padding) for t in size_pair(tile_size, "tile_size"))
     return tuple(0 if out >= n else default_overlap(out, depth, padding) for n, out in zip((height, width), outs))

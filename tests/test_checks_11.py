@@ -1,113 +1,91 @@
 """The exercise checks of lesson 11 accept right answers and explain wrong ones in words."""
 import numpy as np
 import pytest
-import torch.nn.functional as F
+import torch
 from scipy import ndimage
+from skimage.measure import label as sk_label
 
-from course_utils import outline_band
-from course_utils.checks import check_outline_band, check_skip_shapes
+from course_utils.checks.lesson11 import check_cells, check_pixel_error
+from course_utils.data.isbi2012 import cell_labels, read_stack
+from course_utils.em_metrics import pixel_error
 from conftest import fails_with, todo
 
-pytestmark = pytest.mark.usefixtures("one_thread")  # conftest.py
 
+# ---- exercise 1: pixel error --------------------------------------------------------------
 
-# ---- exercise 1: which stage feeds which Up block -------------------------------------------
-
-STAGES = {"vgg11": ([64, 128, 256, 512, 512], 0), "resnet34": ([64, 64, 128, 256, 512], 1)}
-
-
-def skip_shapes(encoder, height, width):
-    """The solution: every stage but the bottom one is a skip, deepest first; stage i is at 1/2**(i + first)."""
-    channels, first = STAGES[encoder]
-    return [(channels[i], height >> (i + first), width >> (i + first)) for i in reversed(range(len(channels) - 1))]
-
-
-def test_skip_shapes_accepts_right_answers(capsys):
-    check_skip_shapes(skip_shapes)
-    check_skip_shapes(lambda e, h, w: [list(s) for s in skip_shapes(e, h, w)])  # lists are fine too
-    assert capsys.readouterr().out.count("Correct:") == 2
-
-
-def top_first(e, h, w):
-    return skip_shapes(e, h, w)[::-1]
-
-
-def vgg_strides_for_resnet(e, h, w):
-    channels, _ = STAGES[e]
-    return [(channels[i], h >> i, w >> i) for i in reversed(range(len(channels) - 1))]
-
-
-def with_the_bottom(e, h, w):
-    channels, first = STAGES[e]
-    return [(channels[i], h >> (i + first), w >> (i + first)) for i in reversed(range(len(channels)))]
-
-
-def vgg_channels_everywhere(e, h, w):
-    return [(c, s[1], s[2]) for c, s in zip([512, 256, 128, 64], skip_shapes(e, h, w))]
+def test_pixel_error_accepts_right_answers(capsys):
+    check_pixel_error(lambda p, t: (p != t).mean())
+    check_pixel_error(pixel_error)
+    check_pixel_error(lambda p, t: 1 - (p == t).sum() / p.size)
+    check_pixel_error(lambda p, t: np.abs(p.astype(int) - t.astype(int)).mean() / 255)
+    check_pixel_error(lambda p, t: (torch.from_numpy(p) != torch.from_numpy(t)).float().mean())  # a 0-d tensor
+    assert capsys.readouterr().out.count("Correct:") == 5
 
 
 @pytest.mark.parametrize("wrong, says", [
-    (top_first, "order is reversed"),
-    (vgg_strides_for_resnet, "sizes"),
-    (with_the_bottom, "Up blocks"),
-    (vgg_channels_everywhere, "channels"),
-    (lambda e, h, w: [(64, h, w)] * 4, "expected"),
-    (lambda e, h, w: 4, "list of (channels, height, width)"),
-    (lambda e, h, w: [("a", 1, 2)] * 4, "three whole numbers"),
+    (lambda p, t: (p == t).mean(), "pixel accuracy"),
+    (lambda p, t: int((p != t).sum()), "number of wrong pixels"),
+    (lambda p, t: np.abs(p - t).mean(), "wraps around"),
+    (lambda p, t: np.abs(p - t).mean() / 255, "wraps around"),
+    (lambda p, t: np.abs(p.astype(int) - t.astype(int)).mean(), "255 times"),
+    (lambda p, t: ((p > 0) & (t == 0)).mean(), "only pixels predicted cell"),
+    (lambda p, t: ((p == 0) & (t > 0)).mean(), "only true cell pixels"),
+    (lambda p, t: (p != t).sum() / (t > 0).sum(), "number of cell pixels"),
+    (lambda p, t: (p != t).sum() / (t == 0).sum(), "number of membrane pixels"),
+    (lambda p, t: (p != t).mean(axis=0), "one number for the whole slice"),
+    (lambda p, t: "0.1", "one number"),
+    (lambda p, t: (p != t).mean() + 0.01, "wrong pixels /"),
     (todo, "NotImplementedError"),
 ])
-def test_skip_shapes_names_the_usual_mistakes(wrong, says):
-    assert says in fails_with(check_skip_shapes, wrong)
+def test_pixel_error_names_the_usual_mistakes(wrong, says):
+    assert says in fails_with(check_pixel_error, wrong)
 
 
-# ---- exercise 2: the outline band -----------------------------------------------------------
-
-def band_by_pooling(mask, width):
-    """The solution: some car nearby (max-pool) and not only car nearby (min-pool), a square window."""
-    m, k = mask.float()[None, None], 2 * width + 1
-    grown = F.max_pool2d(m, k, stride=1, padding=width)
-    shrunk = -F.max_pool2d(-m, k, stride=1, padding=width)
-    return (grown > 0.5) & (shrunk < 0.5)
+def test_pixel_error_check_agrees_with_the_real_labels(real_isbi2012):
+    """The reference the check trusts: on real label pages, pixel_error is the share of differing pixels."""
+    labels = read_stack(real_isbi2012 / "train-labels.tif")
+    assert pixel_error(labels[0], labels[1]) == pytest.approx((labels[0] != labels[1]).mean())
+    assert pixel_error(np.full_like(labels[0], 255), labels[0]) == pytest.approx((labels[0] == 0).mean())
 
 
-def band_by_scipy(mask, width):
-    square = np.ones((2 * width + 1,) * 2, bool)
-    m = mask.numpy()
-    return ndimage.binary_dilation(m, square) & ~ndimage.binary_erosion(m, square, border_value=1)
+# ---- exercise 2: cells by 4-connectivity ----------------------------------------------------
+
+def test_cells_accepts_right_answers(capsys):
+    check_cells(lambda m: ndimage.label(m > 0)[0])
+    check_cells(lambda m: ndimage.label(m == 255)[0])
+    check_cells(cell_labels)
+    check_cells(lambda m: sk_label(m > 0, connectivity=1))
+    check_cells(lambda m: torch.from_numpy(ndimage.label(m > 0)[0]))
+    assert capsys.readouterr().out.count("Correct:") == 5
 
 
-def test_outline_band_accepts_right_answers(capsys):
-    check_outline_band(lambda m, w: band_by_pooling(m, w)[0, 0])
-    check_outline_band(band_by_scipy)
-    check_outline_band(lambda m, w: outline_band(m[None], w)[0])
-    check_outline_band(lambda m, w: band_by_pooling(m, w).int())  # (1, 1, H, W) of 0/1 is fine
-    assert capsys.readouterr().out.count("Correct:") == 4
-
-
-def square(width):
-    return np.ones((2 * width + 1,) * 2, bool)
+def renumbered(m):
+    """Right cells, but numbered 2, 4, 6, ... instead of 1..K."""
+    return ndimage.label(m > 0)[0] * 2
 
 
 @pytest.mark.parametrize("wrong, says", [
-    (lambda m, w: m.numpy() & ~ndimage.binary_erosion(m.numpy(), square(w), border_value=1), "car's side"),
-    (lambda m, w: ndimage.binary_dilation(m.numpy(), square(w)) & ~m.numpy(), "background's side"),
-    (lambda m, w: ndimage.binary_dilation(m.numpy(), square(w)) & ~ndimage.binary_erosion(m.numpy(), square(w)),
-     "image's edge"),
-    (lambda m, w: ndimage.binary_dilation(m.numpy(), iterations=w)
-     & ~ndimage.binary_erosion(m.numpy(), iterations=w, border_value=1), "not a cross"),
-    (lambda m, w: ~band_by_scipy(m, w), "everything except the band"),
-    (lambda m, w: band_by_scipy(m, w + 1), "one pixel wider"),
-    (lambda m, w: band_by_scipy(m, max(w - 1, 1)) if w > 1 else band_by_scipy(m, 3), "pixels differ"),
-    (lambda m, w: band_by_pooling(m, w).float() * 0.5, "values other than True/False"),
-    (lambda m, w: band_by_scipy(m, w)[1:], "expected (8, 10)"),
-    (lambda m, w: "band", "expected a boolean mask"),
+    (lambda m: ndimage.label(m > 0, structure=np.ones((3, 3)))[0], "8-connectivity"),
+    (lambda m: sk_label(m > 0), "8-connectivity"),  # skimage's default connectivity is the full one
+    (lambda m: ndimage.label(m == 0)[0], "labels the membrane"),
+    (lambda m: ndimage.label(m > 0), "return the labels only"),
+    (lambda m: (m > 0).astype(int), "same label"),
+    (lambda m: m, "same label"),
+    (lambda m: ndimage.label(m > 0)[0] + 1, "membrane pixels must be 0"),
+    (renumbered, "numbered"),
+    (lambda m: ndimage.label(m > 0)[0][:-1], "shape"),
+    (lambda m: ndimage.label(m > 0)[0] / 2, "fractional"),
+    (lambda m: ndimage.label((m > 0)[:, ::-1])[0][:, ::-1] * (np.arange(m.shape[1]) % 2 == 0), "expected"),
     (todo, "NotImplementedError"),
 ])
-def test_outline_band_names_the_usual_mistakes(wrong, says):
-    assert says in fails_with(check_outline_band, wrong)
+def test_cells_names_the_usual_mistakes(wrong, says):
+    assert says in fails_with(check_cells, wrong)
 
 
-def test_a_band_narrower_than_asked_is_named():
-    """Width 2 answered with width 1 (the second case of the check)."""
-    answer = lambda m, w: band_by_scipy(m, 1)  # noqa: E731
-    assert "one pixel narrower" in fails_with(check_outline_band, answer)
+def test_eight_connectivity_really_merges_cells_on_a_real_slice(real_isbi2012):
+    """What the check's message claims, on the real labels: 8-connectivity finds fewer cells on some page."""
+    labels = read_stack(real_isbi2012 / "train-labels.tif")
+    four = [ndimage.label(p > 0)[1] for p in labels]
+    eight = [ndimage.label(p > 0, structure=np.ones((3, 3)))[1] for p in labels]
+    assert all(e <= f for e, f in zip(eight, four)) and any(e < f for e, f in zip(eight, four))
+    assert four == [int(cell_labels(p).max()) for p in labels]

@@ -1,205 +1,231 @@
-"""Checks for lesson 10's exercises: the ISBI challenge's pixel error, and the cells of a mask as
-its 4-connected components.
+"""Checks for lesson 10's exercises: the weight map's border term, the two nearest cells (d1, d2),
+the class-frequency weights w_c, and the paper's initialisation std sqrt(2 / N).
 
-Each check runs the learner's function on small masks in the labels' convention (uint8, 255 = cell,
-0 = membrane) built to tell the usual mistakes apart (accuracy instead of error, a count instead
-of a share, uint8 subtraction that wraps around, one kind of error only; 8-connectivity, the
-membrane labelled instead of the cells, one label for every cell), compares the answer with
-course_utils.em_metrics and course_utils.data.isbi2012 and says in words what differs.
+Each check runs the learner's function on small inputs chosen to tell the usual mistakes apart
+(sigma not squared, the factor 2 missing, d1 alone, the largest distance instead of the second
+smallest, the weights upside down, fan-out instead of fan-in, ...), compares it with
+course_utils.paper and says in words what differs.
 """
 from __future__ import annotations
 
-import numbers
+import math
 from typing import Any, Callable
 
 import numpy as np
 
 from ._common import call_answer, fail, passed
 
-__all__ = ["check_pixel_error", "check_cells"]
-
-CELL, MEMBRANE = 255, 0
+__all__ = ["check_border_term", "check_two_nearest", "check_class_weights", "check_paper_std"]
 
 
-def _masks(rows: list[str]) -> np.ndarray:
-    """A uint8 mask from rows of '#' (cell, 255) and '.' (membrane, 0)."""
-    return np.array([[CELL if ch == "#" else MEMBRANE for ch in row] for row in rows], np.uint8)
-
-
-# ------------------------------------------------------------- exercise 1: pixel error
-
-def _pixel_cases() -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """(pred, target, what): 5 x 8 masks with 3 false cells and 1 missed cell pixel (so the two kinds
-    of error differ), the same masks swapped, identical masks, and a larger random pair."""
-    target = _masks(["####.###", "####.###", "........", "###.####", "###.####"])
-    pred = _masks(["####.###", "########", "..##....", "###.####", "#.#.####"])  # 3 extra cell, 1 missed
-    rng = np.random.default_rng(10)
-    big_t = np.where(rng.random((32, 48)) < 0.78, CELL, MEMBRANE).astype(np.uint8)
-    big_p = np.where(rng.random((32, 48)) < 0.1, CELL - big_t, big_t).astype(np.uint8)  # flip about 10%
-    return [(pred, target, "5 x 8 masks that differ in 4 pixels"),
-            (target, pred, "the same two masks, pred and target swapped"),
-            (target, target.copy(), "two identical 5 x 8 masks"),
-            (big_p, big_t, "random 32 x 48 masks that differ in about 10% of the pixels")]
-
-
-def _number(got: Any, call: str) -> float:
-    """The learner's answer as a float, or a sentence saying why it is not one number."""
-    if hasattr(got, "detach"):
-        got = got.detach().cpu().numpy()
-    arr = np.asarray(got) if isinstance(got, (np.ndarray, np.generic, list, tuple)) else got
-    if isinstance(arr, np.ndarray):
-        if arr.size != 1:
-            fail(f"{call} returned an array of shape {arr.shape}; expected one number for the whole slice: "
-                 f"average over all pixels (.mean() without an axis).")
-        arr = arr.reshape(()).item()
-    if isinstance(arr, bool) or not isinstance(arr, numbers.Real):
-        fail(f"{call} returned a {type(got).__name__}; expected one number (a float).")
-    return float(arr)
-
-
-def _pixel_hints(pred: np.ndarray, target: np.ndarray) -> list[tuple[float, str]]:
-    p, t = pred.astype(np.int64), target.astype(np.int64)
-    n = p.size
-    false_cell, missed = int(((p > 0) & (t == 0)).sum()), int(((p == 0) & (t > 0)).sum())
-    wrong = false_cell + missed
-    wrapped = np.abs(pred - target).astype(np.float64)  # uint8 arithmetic: 0 - 255 wraps to 1
-    return [
-        (1 - wrong / n, "that is the pixel accuracy, the share of pixels that AGREE; the pixel error is "
-                        "1 - accuracy, the share that disagree"),
-        (float(wrong), "that is the number of wrong pixels; the pixel error is their share: divide by the "
-                       "number of pixels (or take the mean of a boolean array)"),
-        (wrapped.mean(), "uint8 subtraction wraps around (0 - 255 is 1 in uint8, not -255): compare the masks "
-                         "with != instead, or convert them to int first"),
-        (wrapped.mean() / 255, "uint8 subtraction wraps around (0 - 255 is 1 in uint8, not -255): compare the "
-                               "masks with != instead, or convert them to int first"),
-        (255 * wrong / n, "that is 255 times the error: the masks hold 0 and 255, not 0 and 1; compare them "
-                          "with != and take the mean"),
-        (false_cell / n, "that counts only pixels predicted cell where the truth is membrane; count every "
-                         "pixel where the two masks disagree, both ways"),
-        (missed / n, "that counts only true cell pixels predicted as membrane; count every pixel where the "
-                     "two masks disagree, both ways"),
-        (wrong / max(int((t > 0).sum()), 1), "that divides by the number of cell pixels; the pixel error "
-                                             "divides by ALL pixels of the slice"),
-        (wrong / max(int((t == 0).sum()), 1), "that divides by the number of membrane pixels; the pixel error "
-                                              "divides by ALL pixels of the slice"),
-    ]
-
-
-def check_pixel_error(pixel_error: Callable[..., Any]) -> None:
-    """Exercise 1: `pixel_error(pred, target)` for two uint8 (H, W) masks with 255 = cell
-    and 0 = membrane -> one float, the share of pixels where the two masks disagree (1 - pixel accuracy). Lesson 10."""
-    from ..em_metrics import pixel_error as reference
-
-    for pred, target, what in _pixel_cases():
-        call = f"pixel_error(pred, target) on {what}"
-        got = _number(call_answer(pixel_error, "pixel_error", pred.copy(), target.copy()), call)
-        want = reference(pred, target)
-        if np.isclose(got, want, rtol=1e-6, atol=1e-9):
-            continue
-        for wrong, hint in _pixel_hints(pred, target):
-            if np.isclose(got, wrong, rtol=1e-6, atol=1e-9):
-                fail(f"{call} returned {got:.6g}; expected {want:.6g}: {hint}.")
-        n_wrong = int((pred != target).sum())
-        fail(f"{call} returned {got:.6g}; expected {n_wrong} wrong pixels / {pred.size} pixels = {want:.6g}.")
-    passed("the pixel error is the share of pixels where prediction and truth disagree; it matches "
-           "course_utils.em_metrics.pixel_error.")
-
-
-# ------------------------------------------------------------- exercise 2: the cells of a mask
-
-def _cell_cases() -> list[tuple[np.ndarray, str]]:
-    """Masks (uint8 0/255) that tell 4- from 8-connectivity and cells from membranes apart."""
-    diagonal = _masks(["###.", "##.#", "#.##", ".###"])  # a diagonal membrane: 2 cells, 1 with 8-connectivity
-    several = _masks(["###.##.##",
-                      "###.##.##",
-                      "....#....",
-                      "##.#.#.##",
-                      "##..#..##",
-                      ".#.#.#.#.",
-                      "#.#####.#"])  # cells at the border, cells meeting only at corners, a wavy one
-    ring = _masks(["#####", "#...#", "#.#.#", "#...#", "#####"])  # a ring cell around a membrane, a cell inside
-    return [(several, "a 7 x 9 mask with 11 cells, some meeting only at a corner"),
-            (diagonal, "a 4 x 4 mask with a diagonal membrane"),
-            (ring, "a 5 x 5 ring of cell around a membrane with one cell pixel inside"),
-            (np.zeros((3, 4), np.uint8), "a 3 x 4 mask of membrane only"),
-            (np.full((3, 4), CELL, np.uint8), "a 3 x 4 mask that is one cell")]
-
-
-def _same_cells(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when two label images split the pixels the same way (membrane 0 in both; any numbering)."""
-    if not np.array_equal(a == 0, b == 0):
-        return False
-    on = a != 0
-    pairs = np.unique(np.stack([a[on], b[on]]), axis=1) if on.any() else np.zeros((2, 0))
-    return len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
-
-
-def _labels(got: Any, call: str, shape: tuple[int, ...]) -> np.ndarray:
-    """The learner's answer as an int64 label image of `shape`, or a sentence saying why it is not one."""
-    if isinstance(got, tuple) and len(got) == 2 and np.ndim(got[1]) == 0:
-        fail(f"{call} returned a pair ({type(got[0]).__name__}, {type(got[1]).__name__}): scipy.ndimage.label returns "
-             f"(labels, number of cells); return the labels only (labels, n = ndimage.label(...); return labels).")
+def _array(got: Any, call: str) -> np.ndarray:
+    """The learner's answer as a float64 array, or a sentence saying why it is not one."""
     if hasattr(got, "detach"):
         got = got.detach().cpu().numpy()
     try:
-        arr = np.asarray(got)
+        return np.asarray(got, dtype=np.float64)
     except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.dtype.kind not in "biuf":
-        fail(f"{call} returned a {type(got).__name__}; expected an array of integer labels (H, W).")
-    if arr.shape != shape:
-        fail(f"{call} returned shape {arr.shape}; expected {shape}: one label per pixel.")
-    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
-        fail(f"{call} returned fractional labels; labels are whole numbers, 0 for membrane and 1..K for the cells.")
-    return arr.astype(np.int64)
+        fail(f"{call} returned a {type(got).__name__}; expected an array of numbers.")
 
 
-def _cell_hint(got: np.ndarray, mask: np.ndarray) -> str | None:
-    """What the usual mistakes look like on this mask, or None."""
-    from scipy import ndimage
+# ------------------------------------------------------------- exercise 1: the border term
 
-    cells = mask > 0
-    eight = ndimage.label(cells, structure=np.ones((3, 3), int))[0]
-    membrane_parts = ndimage.label(~cells)[0]
-    if _same_cells(got, eight) and not _same_cells(eight, ndimage.label(cells)[0]):
-        return ("it joins cells that touch only at a corner, across a diagonal membrane: that is 8-connectivity "
-                "(the default of skimage.measure.label). The challenge counts cells with 4-connectivity: "
-                "scipy.ndimage.label's default structure, or skimage.measure.label(mask, connectivity=1)")
-    if cells.any() and (~cells).any() and (_same_cells(got, membrane_parts) or np.array_equal(got != 0, ~cells)):
-        return "it labels the membrane pixels (0); the cells are the 255 pixels: label mask > 0 (or mask == 255)"
-    if np.array_equal(got == 0, ~cells) and len(np.unique(got[cells])) == 1 and ndimage.label(cells)[1] > 1:
-        return ("every cell pixel carries the same label; each connected group of cell pixels needs its own "
-                "number: scipy.ndimage.label(mask > 0)")
-    if (~cells).any() and not np.any(got[~cells] == 0):
-        return "the membrane pixels must be 0; the cells are numbered 1..K"
-    return None
+def _distances() -> tuple[np.ndarray, np.ndarray]:
+    """(d1, d2) float32 (3, 4): a narrow gap (1 + 1), a wider one, and pixels far from any cell."""
+    d1 = np.array([[1, 1, 2, 0], [3, 2, 5, 8], [1, 4, 10, 20]], np.float32)
+    d2 = np.array([[1, 2, 2, 3], [3, 6, 5, 9], [7, 4, 10, 25]], np.float32)
+    return d1, d2
 
 
-def check_cells(cells_of: Callable[..., Any]) -> None:
-    """Exercise 2: `cells_of(mask)` for a uint8 (H, W) mask with 255 = cell, 0 = membrane ->
-    int labels (H, W): 0 on the membrane, 1..K one number per cell, a cell being a 4-connected group of
-    cell pixels (neighbours up, down, left and right, never across a corner). Lesson 10."""
-    from ..data.isbi2012 import cell_labels
+def _border_hints(d1, d2, w0, sigma) -> list[tuple[np.ndarray, str]]:
+    d = d1 + d2
+    with np.errstate(over="ignore"):
+        return [
+            (w0 * np.exp(-d**2 / (2 * sigma)), "sigma is not squared: the denominator is 2 * sigma**2"),
+            (w0 * np.exp(-d**2 / sigma**2), "the factor 2 is missing: the denominator is 2 * sigma**2"),
+            (w0 * np.exp(-d**2 / 2 * sigma**2), "2 * sigma**2 must be in the denominator: write "
+                                                "d**2 / (2 * sigma**2), with the parentheses"),
+            (w0 * np.exp(-d1**2 / (2 * sigma**2)), "that uses d1 alone; the paper adds the distances to the "
+                                                   "nearest AND the second nearest cell: (d1 + d2)**2"),
+            (w0 * np.exp(-(d1**2 + d2**2) / (2 * sigma**2)), "square the sum, not each distance: (d1 + d2)**2, "
+                                                             "not d1**2 + d2**2"),
+            (w0 * np.exp(-d / (2 * sigma**2)), "the sum of the distances is squared: (d1 + d2)**2"),
+            (w0 * np.exp(d**2 / (2 * sigma**2)), "the exponent needs a minus sign: the weight must fall as the "
+                                                 "gap widens"),
+            (np.exp(-d**2 / (2 * sigma**2)), "the factor w0 is missing"),
+            (1 + w0 * np.exp(-d**2 / (2 * sigma**2)), "only the border term: w_c (the + 1) is added later, "
+                                                      "not here"),
+        ]
 
-    for mask, what in _cell_cases():
-        call = f"cells_of(mask) on {what}"
-        got = _labels(call_answer(cells_of, "cells_of", mask.copy()), call, mask.shape)
-        want = cell_labels(mask)
-        if _same_cells(got, want):
-            k = int(want.max())
-            if sorted(np.unique(got[got != 0]).tolist()) != list(range(1, k + 1)):
-                fail(f"{call}: the cells are right, but numbered {sorted(np.unique(got[got != 0]).tolist())}; "
-                     f"number them 1..{k}, so that labels.max() is the number of cells.")
+
+def check_border_term(border_term: Callable[..., Any]) -> None:
+    """Exercise 1: `border_term(d1, d2, w0, sigma)` -> w0 * exp(-(d1 + d2)^2 / (2 sigma^2)),
+    element by element, for arrays d1, d2 of the same shape. Lesson 10."""
+    from ..paper import border_term as reference
+
+    d1, d2 = _distances()
+    for w0, sigma in ((10.0, 5.0), (3.0, 2.0)):
+        call = f"border_term(d1, d2, w0={w0:g}, sigma={sigma:g}) with d1, d2 of shape {d1.shape}"
+        got = _array(call_answer(border_term, "border_term", d1.copy(), d2.copy(), w0, sigma), call)
+        want = reference(d1, d2, w0, sigma).astype(np.float64)
+        if got.shape != want.shape:
+            fail(f"{call} returned shape {got.shape}; expected {want.shape}, one weight per pixel: compute it "
+                 f"element by element (np.exp works on whole arrays), without summing or averaging.")
+        if np.allclose(got, want, rtol=1e-4, atol=1e-6):
             continue
-        hint = _cell_hint(got, mask)
-        n_got = len(np.unique(got[got != 0]))
-        if hint:
-            fail(f"{call}: {hint}.")
-        fail(f"{call} found {n_got} cells; expected {int(want.max())}, the 4-connected groups of 255 pixels "
-             f"(membrane 0). Mask:\n{_draw(mask)}")
-    passed("cells are the 4-connected groups of cell pixels, numbered 1..K with the membrane 0; a diagonal "
-           "membrane keeps its two sides apart. Matches course_utils.data.cell_labels.")
+        if (w0, sigma) != (10.0, 5.0):
+            first = reference(d1, d2, 10.0, 5.0).astype(np.float64)
+            if np.allclose(got, first, rtol=1e-4, atol=1e-6):
+                fail(f"{call} gave the values for w0=10, sigma=5: use the arguments w0 and sigma, "
+                     f"not the paper's numbers written in.")
+        for wrong, hint in _border_hints(d1.astype(np.float64), d2.astype(np.float64), w0, sigma):
+            if got.shape == wrong.shape and np.allclose(got, wrong, rtol=1e-4, atol=1e-6):
+                fail(f"{call}: {hint}.")
+        k = np.unravel_index(np.argmax(np.abs(got - want)), want.shape)
+        fail(f"{call}: at d1={d1[k]:g}, d2={d2[k]:g} you gave {got[k]:.4f}; expected "
+             f"{w0:g} * exp(-({d1[k]:g} + {d2[k]:g})**2 / (2 * {sigma:g}**2)) = {want[k]:.4f}.")
+    passed("w0 * exp(-(d1 + d2)**2 / (2 sigma**2)): about w0 in a 2-pixel gap, near 0 between cells "
+           "far apart; matches course_utils.paper.border_term.")
 
 
-def _draw(mask: np.ndarray) -> str:
-    return "\n".join("  " + "".join("#" if v else "." for v in row) for row in mask)
+# ------------------------------------------------------------- exercise 2: d1 and d2
+
+def _cell_distance_stack(k: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return rng.uniform(0, 30, size=(k, 5, 6)).round(1).astype(np.float32)
+
+
+def _as_two(got: Any, call: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    if hasattr(got, "detach"):
+        got = got.detach().cpu().numpy()
+    if isinstance(got, np.ndarray) and got.ndim == len(shape) + 1 and got.shape[0] == 2:
+        got = (got[0], got[1])
+    if not isinstance(got, (tuple, list)) or len(got) != 2:
+        fail(f"{call} returned a {type(got).__name__}; expected two arrays, (d1, d2): return d1, d2.")
+    d1, d2 = (_array(g, call) for g in got)
+    for name, d in (("d1", d1), ("d2", d2)):
+        if d.shape != shape:
+            hint = (" (the K axis is left over: take the smallest over axis 0 and drop it)" if d.ndim == 3 else
+                    " (reduce over axis 0, the cells, not over the pixels)")
+            fail(f"{call} returned {name} of shape {d.shape}; expected {shape}, one distance per pixel{hint}.")
+    return d1, d2
+
+
+def check_two_nearest(two_nearest: Callable[..., Any]) -> None:
+    """Exercise 2: `two_nearest(distances)` for distances (K, H, W), K >= 2 ->
+    (d1, d2), each (H, W): the smallest and the second smallest distance of each pixel over the K cells. Lesson 10."""
+    for k, seed in ((2, 0), (5, 1)):
+        dist = _cell_distance_stack(k, seed)
+        call = f"two_nearest(distances) with distances of shape {dist.shape} (K={k} cells)"
+        d1, d2 = _as_two(call_answer(two_nearest, "two_nearest", dist.copy()), call, dist.shape[1:])
+        srt = np.sort(dist, axis=0).astype(np.float64)
+        if np.allclose(d1, srt[0]) and np.allclose(d2, srt[1]):
+            continue
+        if np.allclose(d1, srt[1]) and np.allclose(d2, srt[0]):
+            fail(f"{call}: d1 and d2 are swapped; d1 is the nearest cell's distance, the smaller one.")
+        if np.allclose(d1, srt[0]) and np.allclose(d2, srt[0]):
+            fail(f"{call}: d2 equals d1. d2 is the distance to the SECOND nearest cell: sort over axis 0 "
+                 f"(np.sort(distances, axis=0)) and take rows 0 and 1.")
+        if np.allclose(d1, srt[0]) and np.allclose(d2, srt[-1]):
+            fail(f"{call}: d2 is the largest distance (the farthest cell); it should be the second smallest, "
+                 f"np.sort(distances, axis=0)[1].")
+        if k > 2 and (np.allclose(d1, srt[-1]) or np.allclose(d2, srt[-1])):
+            fail(f"{call}: that takes the largest distances; the paper's d1, d2 are the two smallest "
+                 f"(the nearest cells).")
+        if np.allclose(d1, dist[0]) and np.allclose(d2, dist[1]):
+            fail(f"{call}: that returns the distance maps of cells 0 and 1; which two cells are nearest differs "
+                 f"from pixel to pixel: sort each pixel's K distances (np.sort(distances, axis=0)).")
+        fail(f"{call}: d1 or d2 differs from the two smallest of each pixel's {k} distances, e.g. at pixel (0, 0) "
+             f"the distances are {dist[:, 0, 0].tolist()}, so d1 = {srt[0, 0, 0]:g} and d2 = {srt[1, 0, 0]:g}; "
+             f"you gave {d1[0, 0]:g} and {d2[0, 0]:g}.")
+    passed("d1 and d2 are the smallest and second smallest distance over the cells, pixel by pixel.")
+
+
+# ------------------------------------------------------------- exercise 3: w_c
+
+def _masks() -> list[tuple[np.ndarray, str]]:
+    few = np.zeros((4, 5), bool)
+    few[1:3, 1:3] = True  # 4 of 20 pixels: foreground is the rarer class
+    many = np.ones((4, 5), bool)
+    many[0, :] = False  # 15 of 20: background is the rarer class
+    return [(few, "a 4 x 5 mask with 4 foreground pixels"), (many, "a 4 x 5 mask with 15 foreground pixels"),
+            (np.zeros((3, 3), bool), "an all-background 3 x 3 mask")]
+
+
+def check_class_weights(class_weights: Callable[..., Any]) -> None:
+    """Exercise 3: `class_weights(mask)` for a bool (H, W) mask -> float (H, W) w_c: each
+    pixel weighs freq(most frequent class) / freq(its class); all 1 when the mask has one class only. Lesson 10."""
+    from ..paper import class_frequency_weights
+
+    for mask, what in _masks():
+        call = f"class_weights(<{what}>)"
+        got = call_answer(class_weights, "class_weights", mask.copy())
+        if isinstance(got, (tuple, list)) and len(got) == 2:
+            fail(f"{call} returned two numbers, one per class; expected a map (H, W), one weight per pixel: "
+                 f"np.where(mask, w_foreground, w_background).")
+        got = _array(got, call)
+        want = class_frequency_weights(mask).astype(np.float64)
+        if got.shape != mask.shape:
+            fail(f"{call} returned shape {got.shape}; expected {mask.shape}, one weight per pixel.")
+        if np.allclose(got, want, rtol=1e-5):
+            continue
+        if not np.all(np.isfinite(got)):
+            fail(f"{call} returned inf or nan: with one class only the other has frequency 0. Return 1 for "
+                 f"every pixel then (nothing to balance).")
+        fg, bg = mask.mean(), 1 - mask.mean()
+        if 0 < fg < 1:
+            rare, common = (mask, ~mask) if fg < bg else (~mask, mask)
+            freq = np.where(mask, fg, bg)
+            if np.allclose(got[rare], want[common][0]) and np.allclose(got[common], want[rare][0]):
+                fail(f"{call}: the weights are the wrong way round: the RARER class must weigh more "
+                     f"({want[rare][0]:g}) and the commoner one 1.")
+            if np.allclose(got, freq) or np.allclose(got, freq / freq.max()):
+                fail(f"{call}: that weighs each pixel by its class's frequency; it should be the inverse: "
+                     f"freq(most frequent class) / freq(its class).")
+            if np.allclose(got, 1 / freq):
+                fail(f"{call}: 1 / frequency is the right shape but not normalised: divide by the most "
+                     f"frequent class's 1 / frequency, so that class weighs exactly 1.")
+            if np.allclose(got, freq.min() / freq):
+                fail(f"{call}: the rarer class weighs 1 and the commoner less than 1; normalise by the most "
+                     f"frequent class, max frequency / frequency (and do not assume the foreground is the "
+                     f"rarer class).")
+            if np.allclose(got[mask], want[mask]) or np.allclose(got[~mask], want[~mask]):
+                fail(f"{call}: one class is right, the other not: is the foreground assumed to be the rarer "
+                     f"class? Here {'background' if fg > bg else 'foreground'} is rarer.")
+        k = np.unravel_index(np.argmax(np.abs(got - want)), want.shape)
+        fail(f"{call}: pixel {tuple(int(i) for i in k)} ({'foreground' if mask[k] else 'background'}) weighs "
+             f"{got[k]:g}; expected {want[k]:g} (foreground frequency {fg:g}, background {bg:g}).")
+    passed("the commoner class weighs 1, the rarer freq_common / freq_rare, 1 everywhere for a one-class mask; "
+           "matches course_utils.paper.class_frequency_weights.")
+
+
+# ------------------------------------------------------------- exercise 4: the paper's init
+
+def check_paper_std(paper_std: Callable[..., Any]) -> None:
+    """Exercise 4: `paper_std(in_channels, out_channels, kernel_size)` -> sqrt(2 / N),
+    N = in_channels * kernel_size**2, the inputs one output unit of the conv sees. Lesson 10."""
+    for c_in, c_out, k in ((128, 64, 3), (64, 64, 3), (1, 64, 3), (64, 2, 1)):
+        call = f"paper_std({c_in}, {c_out}, {k})"
+        got = call_answer(paper_std, "paper_std", c_in, c_out, k)
+        if hasattr(got, "item"):
+            got = got.item()
+        if not isinstance(got, (int, float)) or isinstance(got, bool):
+            fail(f"{call} returned a {type(got).__name__}; expected one number (a float).")
+        n = c_in * k * k
+        want = math.sqrt(2 / n)
+        if math.isclose(got, want, rel_tol=1e-6):
+            continue
+        hints = [(2 / n, "that is the variance 2 / N; the standard deviation is its square root"),
+                 (math.sqrt(1 / n), "the 2 is missing: sqrt(2 / N). ReLU zeroes half of its inputs, the 2 "
+                                    "makes up for it"),
+                 (math.sqrt(2 / (c_out * k * k)), "N counts the inputs (in_channels), not the outputs"),
+                 (math.sqrt(2 / (c_in * k)), "a k x k kernel has k * k taps per channel: N = in_channels * k**2"),
+                 (math.sqrt(2 / c_in), "the kernel's k * k taps are missing: N = in_channels * k**2"),
+                 (math.sqrt(2 / ((c_in + c_out) * k * k)), "that is Glorot's fan-in + fan-out; the paper uses "
+                                                           "the fan-in only"),
+                 (math.sqrt(2) / n, "the square root covers 2 / N as a whole: sqrt(2 / N)")]
+        for wrong, hint in hints:
+            if math.isclose(got, wrong, rel_tol=1e-6):
+                fail(f"{call} returned {got:.5g}; expected sqrt(2 / {n}) = {want:.5g}: {hint}.")
+        fail(f"{call} returned {got:.5g}; expected sqrt(2 / N) with N = {c_in} * {k}**2 = {n}: {want:.5g}.")
+    passed("sqrt(2 / N), N = in_channels * k**2 (576 for a 3x3 conv on 64 channels: std 0.0589).")

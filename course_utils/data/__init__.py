@@ -1,4 +1,4 @@
-"""The course's data: Carvana (lesson 05), NYU Depth V2 (lesson 08) and ISBI 2012 EM (lesson 10), with loaders.
+"""The course's data: Carvana (lesson 05), NYU Depth V2 (lesson 09) and ISBI 2012 EM (lesson 11), with loaders.
 
 The real data sets are fetched with `python -m course_utils.data download carvana|nyuv2`; the
 toy ones are drawn on first use by `ensure_toy_carvana()` / `ensure_toy_nyuv2()` (or
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ..rle import rle_decode, rle_encode
 from .cache import ResizedCache, build_cache, cache_folder
-from .carvana import CarvanaDataset, split_cars, split_summary
+from .carvana import CarvanaDataset, car_photo, split_by_image, split_cars, split_summary
 from .carvana_files import car_id
 from .download import ARCHIVES, RULES_URL, DownloadError, download_carvana, download_nyuv2
 from .isbi2012_download import download_isbi2012, ensure_isbi2012
@@ -62,6 +62,8 @@ __all__ = [
     "rle_encode",
     "split_cars",
     "split_summary",
+    "split_by_image",
+    "car_photo",
     "train_transform",
     "write_stack",
 ]

@@ -41,7 +41,8 @@ class CarvanaDataset(torch.utils.data.Dataset):
         rebuilt when the files or the size change; see course_utils.data.cache). The transform
         then receives (H, W) arrays, so its own resize to (H, W) does nothing; items equal those of
         the slow path with eval_transform(size) up to the JPEG draft decoding (masks exactly).
-    cache_dir: where that cache goes (default root/.cache), e.g. when root is read-only.
+    cache_dir: where that cache goes (default root/.cache; when root is read-only, a folder of its own
+        under the work root: see course_utils.data.cache.default_cache_dir).
     cache_workers: threads that build it (default min(8, CPU count)).
 
     Problems a learner can run into (missing folder, a mask missing, sizes that differ, mask
@@ -135,6 +136,21 @@ def _check_still_binary(mask, path: Path) -> None:
         )
 
 
+def car_photo(index: int = 0, root: str | Path | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Photo `index` of the data set and its mask: (3, H, W) float in [0, 1], (1, H, W) float in {0, 1}.
+
+    root: default the real Carvana when it is downloaded, else the toy set (drawn on first use).
+    For the lessons that look at a photo before lesson 05 opens up the loader (it is
+    CarvanaDataset(root)[index]). Lesson 00.
+    """
+    if root is None:
+        from ..environment import data_root, has_dataset
+        from .toy_carvana import ensure_toy_carvana
+
+        root = data_root() / "carvana" if has_dataset("carvana") else ensure_toy_carvana()
+    return CarvanaDataset(root)[index]
+
+
 def split_cars(root: str | Path, val_fraction: float = 0.2, by: str = "car",
                seed: int = 0, verbose: bool = False) -> tuple[list[str], list[str]]:
     """Split the image ids of root/train into (train ids, val ids), keeping each car's 16 photos together.
@@ -179,6 +195,14 @@ def split_summary(train_ids: Sequence[str], val_ids: Sequence[str]) -> dict[str,
     return {"train": {"cars": len(train_cars), "images": len(train_ids)},
             "val": {"cars": len(val_cars), "images": len(val_ids)},
             "shared_cars": len(train_cars & val_cars)}
+
+
+def split_by_image(ids: Sequence[str], val_fraction: float = 0.2, seed: int = 0) -> tuple[list[str], list[str]]:
+    """The wrong split, kept to measure its leak: photos drawn at random, whatever car they show, so
+    nearly every validation car is also a training car seen from the next angles. Lessons 05 and 06.
+    """
+    val = set(np.random.default_rng(seed).permutation(sorted(ids))[: round(val_fraction * len(ids))])
+    return [i for i in ids if i not in val], [i for i in ids if i in val]
 
 
 def _describe(summary: dict, by: str, seed: int) -> str:
