@@ -50,6 +50,20 @@ def colab_url(repo_url: str, notebook: str, branch: str = "main") -> str:
            f"/blob/{branch}/notebooks/{notebook}"
 
 
+KAGGLE_BADGE = "https://kaggle.com/static/images/open-in-kaggle.svg"
+
+
+def kaggle_url(repo_url: str, notebook: str, branch: str = "main") -> str:
+    """The address that opens notebooks/<notebook> of the (public) repository in a new Kaggle Notebook.
+    README.md."""
+    return f"https://kaggle.com/kernels/welcome?src={repo_url}/blob/{branch}/notebooks/{notebook}"
+
+
+def kaggle_badge_source(repo_url: str, notebook: str) -> str:
+    """An "Open in Kaggle" badge for `notebook`, to sit beside the Colab one. README.md."""
+    return f"[![Open In Kaggle]({KAGGLE_BADGE})]({kaggle_url(repo_url, notebook)})"
+
+
 def badge_source(repo_url: str, notebook: str) -> str:
     """The "Open in Colab" badge, the first cell of every lesson, opening `notebook`. Lesson 00."""
     return f"[![Open In Colab]({COLAB_BADGE})]({colab_url(repo_url, notebook)})"
@@ -125,11 +139,12 @@ def problems(notebooks: Path, repo_url: str) -> list[str]:
 
 
 _README_BADGE = re.compile(r"https://colab\.research\.google\.com/github/[\w.-]+/[\w.-]+/blob/main/notebooks/")
+_README_KAGGLE = re.compile(r"https://kaggle\.com/kernels/welcome\?src=https://github\.com/[\w.-]+/[\w.-]+/blob/main/notebooks/")
 
 
 def readme_with_badges(text: str, repo_url: str) -> str:
-    """README.md's text with every lesson badge pointing at `repo_url`. See README.md."""
-    return _README_BADGE.sub(colab_url(repo_url, ""), text)
+    """README.md's text with every lesson badge (Colab and Kaggle) pointing at `repo_url`. See README.md."""
+    return _README_KAGGLE.sub(kaggle_url(repo_url, ""), _README_BADGE.sub(colab_url(repo_url, ""), text))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,4 +1,4 @@
-"""Masks for new photos or EM stacks, and a Kaggle submission, from a trained checkpoint (lessons 07, 10).
+"""Masks for new photos or EM stacks, and a Kaggle submission, from a trained checkpoint (lessons 07, 11).
 
     python -m course_utils.predict --checkpoint runs/quick-demo/best.pt data/toy_carvana/train --out preds
     python -m course_utils.predict --checkpoint RUN/best.pt TEST_IMAGES/ --submission submission.csv.gz
@@ -17,7 +17,7 @@ mask format CarvanaDataset reads), DIR/<name>_overlay.png (the photo with the ca
 outlined), and with --submission the competition's file: a CSV `img,rle_mask` with one row per
 photo in the order given, the full-size mask run-length encoded (course_utils.rle).
 
-Stack mode (lesson 10), for .tif/.tiff inputs and a `--task isbi2012` checkpoint: each slice of
+Stack mode (lesson 11), for .tif/.tiff inputs and a `--task isbi2012` checkpoint: each slice of
 a multi-page 8-bit stack (test-volume.tif, or held-out slices saved with write_stack) is
 overlap-tiled whole with mirror padding at its border (predict_stack), with --tta averaged over its
 8 rotations and flips. Tile: --tile-size, else a valid network's training tile (the paper's 572),
@@ -43,6 +43,7 @@ from PIL import Image
 from torch import nn
 
 from .checkpoint import atomic_write, load_checkpoint
+from .environment import is_writable, work_root
 from .inference import predict_stack, predict_tiled
 from .tiling import covering_tile_size, tile_grid
 from .rle import rle_encode
@@ -229,7 +230,7 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    """The CLI's options: photos, a submission, or EM stacks. Lessons 07 and 10."""
+    """The CLI's options: photos, a submission, or EM stacks. Lessons 07 and 11."""
     p = argparse.ArgumentParser(prog="python -m course_utils.predict", description=__doc__.split("\n\n")[0],
                                 epilog="Photos: DIR/<name>_mask.png (mode L, 0 background / 255 car) and "
                                        "DIR/<name>_overlay.png. " + __doc__.split("\n\n")[-1])  # stack mode
@@ -343,7 +344,7 @@ def predict_stack_file(model: nn.Module, path: str | Path, out: str | Path, *, t
     returns a line saying what was written. The CLI's stack mode, one stack.
 
     tile_size: None picks one from `ckpt`, the checkpoint dict (see the module docstring);
-    options go to predict_stack (overlap, tta, batch_size, amp_dtype, progress). Lesson 10.
+    options go to predict_stack (overlap, tta, batch_size, amp_dtype, progress). Lesson 11.
     """
     from .data.isbi2012 import read_stack, write_stack  # here: importing course_utils.data takes seconds
 
@@ -369,7 +370,7 @@ def predict_stack_file(model: nn.Module, path: str | Path, out: str | Path, *, t
 
 def chosen_threshold(ckpt: dict) -> float:
     """The threshold of best.pt's epoch with the lowest held-out Rand error (an ISBI 2012 run's
-    val_rand_threshold), else 0.5. Lesson 10."""
+    val_rand_threshold), else 0.5. Lesson 11."""
     history = ckpt.get("history") or []
     record = next((r for r in history if r.get("epoch") == ckpt.get("epoch")), {})
     return float(record.get("val_rand_threshold", 0.5))
@@ -377,7 +378,7 @@ def chosen_threshold(ckpt: dict) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """The CLI: `python -m course_utils.predict --checkpoint CKPT IMAGES... --out DIR`; returns the exit status.
-    Lessons 07 and 10."""
+    Lessons 07 and 11."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if not args.images:
@@ -387,6 +388,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("nothing to write: give --out DIR (masks and overlays), --submission FILE.csv.gz, or both.")
     if args.threshold is not None and not 0 < args.threshold < 1:
         parser.error(f"--threshold is a probability between 0 and 1 (e.g. 0.5), got {args.threshold}.")
+    for target in filter(None, (args.out, args.submission and Path(args.submission).parent)):
+        if not is_writable(target):  # e.g. inside a read-only data root
+            parser.error(f"{target} is read-only: write the predictions to a folder of your own, "
+                         f"e.g. --out {work_root() / 'predictions'}")
     try:
         stacks = _stack_mode(args)
         paths = [Path(p) for p in args.images] if stacks else find_images(args.images)

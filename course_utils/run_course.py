@@ -6,6 +6,7 @@ passes; only a cell that raises makes it fail (and the exit status 1).
     python -m course_utils.run_course                     # every notebook, quick profile
     python -m course_utils.run_course notebooks/06_training.ipynb --profile full
     python -m course_utils.run_course --markdown times.md  # the table as markdown too
+    python -m course_utils.run_course --work-dir DIR       # a read-only data root: write under DIR
 
 Each notebook runs from its own folder in a kernel of this Python (like nbval's
 --nbval-current-env) with UNET_COURSE_PROFILE set. Its budget, seconds in the quick
@@ -28,6 +29,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
+from .environment import set_work_root
 from .student import default_notebooks_dir
 
 BUDGET_KEY = ("course", "budget_s")  # notebook metadata: {"course": {"budget_s": seconds}}
@@ -220,7 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", choices=["quick", "full"], default="quick", help="UNET_COURSE_PROFILE for the kernels")
     parser.add_argument("--timeout", type=int, default=600, help="seconds any one cell may run (default 600)")
     parser.add_argument("--markdown", type=Path, help="also write the table as markdown to this file")
+    parser.add_argument("--work-dir", type=Path, help="the kernels' work root ($UNET_COURSE_WORK): where the lessons "
+                        "write caches, runs and generated data when the data root is read-only")
     args = parser.parse_args(argv)
+    if args.work_dir is not None:
+        try:
+            set_work_root(args.work_dir)  # the kernels inherit this process's environment
+        except PermissionError as e:
+            print(f"error: {e}", file=sys.stderr)
+            return 2
     paths = args.notebooks or sorted(default_notebooks_dir().glob("*.ipynb"))
     if not paths:
         print(f"error: no notebooks found in {default_notebooks_dir()}; name them on the command line.", file=sys.stderr)

@@ -40,7 +40,8 @@ from .data.download import DownloadError
 from .data.sampling import EpochShuffle, SeededAugment, Shard, ShardedEpochShuffle
 from .distributed import dist_info, init_distributed, launched_by_torchrun
 from .engine import NonFiniteLossError, OutOfMemoryError, fit
-from .environment import PROFILES, data_root, pick_device, seed_everything, set_threads
+from .environment import (PROFILES, data_root, is_writable, pick_device, seed_everything, set_threads,
+                          set_work_root, work_root)
 from .precision import AMP_CHOICES, resolve_amp, use_channels_last
 from .tasks import get_task
 
@@ -152,23 +153,25 @@ def load_or_train(cfg: TrainConfig | None = None, *, name: str | None = None,
                   verbose: bool = True) -> tuple[nn.Module, dict[str, Any]]:
     """The course's trained U-Net for the lessons after 06: (model, checkpoint).
 
-    Loads data_root()/runs/<name>-<profile>/best.pt (name: default cfg.task) when an earlier lesson trained it with the
-    same settings (cfg, default the profile's); otherwise trains it once with `run(cfg)` into
-    that folder, so the later lessons share one model instead of each training their own. Lessons 07, 08 and 10.
+    Loads work_root()/runs/<name>-<profile>/best.pt (name: default cfg.task) when an earlier lesson trained it with the
+    same settings (cfg, default the profile's); else the same run under a read-only data root (one a teacher
+    trained once for a whole class, see teaching/class_server.md); otherwise trains it once with `run(cfg)` into
+    the work root, so the later lessons share one model instead of each training their own. The work root
+    is the data root when that is writable (environment.work_root). Lessons 07, 09 and 11.
     """
     cfg = cfg or TrainConfig.for_profile()
-    out = data_root() / "runs" / f"{name or cfg.task}-{cfg.profile}"
-    best = out / "best.pt"
+    run_name = f"{name or cfg.task}-{cfg.profile}"
+    out = work_root() / "runs" / run_name
     wanted = {k: v for k, v in cfg.to_dict().items() if k not in NOT_THE_MODEL}
-    resume = None
-    if best.is_file() and (out / "last.pt").is_file():
-        last = read_checkpoint(out / "last.pt")
-        saved = {k: v for k, v in last.get("config", {}).items() if k not in NOT_THE_MODEL}
-        if saved == wanted and last["history"][-1]["epoch"] >= cfg.epochs:
-            model, ckpt = load_checkpoint(best)
+    for folder in dict.fromkeys((out, data_root() / "runs" / run_name)):  # ours first, then a shared one
+        if _finished(folder, wanted, cfg.epochs):
+            model, ckpt = load_checkpoint(folder / "best.pt")
             if verbose:
-                print(f"loaded {best}: held-out {best_of(ckpt)}, trained by an earlier lesson")
+                print(f"loaded {folder / 'best.pt'}: held-out {best_of(ckpt)}, trained by an earlier lesson")
             return model, ckpt
+    resume = None
+    if (out / "best.pt").is_file() and (out / "last.pt").is_file():
+        saved = {k: v for k, v in read_checkpoint(out / "last.pt").get("config", {}).items() if k not in NOT_THE_MODEL}
         if saved == wanted:  # interrupted earlier: carry on from its last epoch
             resume = str(out / "last.pt")
     if resume is None and out.exists():
@@ -178,12 +181,23 @@ def load_or_train(cfg: TrainConfig | None = None, *, name: str | None = None,
     elif verbose:
         print(f"training once into {out} ({cfg.summary()}); later lessons load it")
     run(dataclasses.replace(cfg, out=str(out), resume=resume, stop_after=None, progress=False))
-    return load_checkpoint(best)
+    return load_checkpoint(out / "best.pt")
+
+
+def _finished(folder: Path, wanted: dict[str, Any], epochs: int) -> bool:
+    """True when folder holds a run with these settings (all but NOT_THE_MODEL) trained for all its epochs."""
+    if not ((folder / "best.pt").is_file() and (folder / "last.pt").is_file()):
+        return False
+    last = read_checkpoint(folder / "last.pt")
+    saved = {k: v for k, v in last.get("config", {}).items() if k not in NOT_THE_MODEL}
+    return saved == wanted and last["history"][-1]["epoch"] >= epochs
 
 
 def default_run_dir(profile_name: str) -> Path:
-    """runs/<profile>-<YYYYmmdd-HHMMSS> under the current folder (a suffix if it exists). Lesson 06."""
-    base = Path("runs") / f"{profile_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    """runs/<profile>-<YYYYmmdd-HHMMSS> under the current folder (a suffix if it exists); under the work
+    root instead when the current folder is read-only or inside a read-only data root. Lesson 06."""
+    base = Path("runs") if is_writable(Path.cwd()) else work_root() / "runs"
+    base = base / f"{profile_name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path, k = base, 1
     while path.exists():
         path, k = base.with_name(f"{base.name}-{k}"), k + 1
@@ -210,7 +224,7 @@ profiles (--profile; default course_utils.profile(): full with a GPU and the rea
          --amp auto turns on for CUDA (on a 16 GB GPU try --batch-size 2);
          held-out Dice about 0.99 after a few epochs.
 
-NYU Depth V2 (--task nyuv2, lesson 08): 13 or 40 classes (--num-classes), and depth with the
+NYU Depth V2 (--task nyuv2, lesson 09): 13 or 40 classes (--num-classes), and depth with the
 two-headed U-Net (--tasks seg+depth); best.pt is chosen by held-out mIoU.
   quick  the toy rooms under the data root (made on first use, 200 frames at 96x128),
          {_profile_summary("quick", "nyuv2")}.
@@ -219,7 +233,7 @@ two-headed U-Net (--tasks seg+depth); best.pt is chosen by held-out mIoU.
   full   the labeled set in <data root>/nyuv2 (python -m course_utils.data download nyuv2),
          {_profile_summary("full", "nyuv2")}. Not measured here.
 
-ISBI 2012 EM membranes (--task isbi2012, lesson 10): the paper's own data, 30 greyscale slices of
+ISBI 2012 EM membranes (--task isbi2012, lesson 11): the paper's own data, 30 greyscale slices of
 512x512 (24 MB, downloaded on first use); slices 25-29 held out; best.pt by held-out Rand error.
   quick  {_profile_summary("quick", "isbi2012")} (random tiles),
          same padding, the paper's weight map, elastic deformation, flips and rotations.
@@ -247,6 +261,9 @@ def get_args_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", choices=PROFILES, help="quick or full (see below)")
     p.add_argument("--data-dir", help="a folder in the Kaggle Carvana layout (default: the profile's, under the data root)")
     p.add_argument("--out", help="run folder (default runs/<profile>-<date>-<time>; with --resume, the checkpoint's folder)")
+    p.add_argument("--work-dir", metavar="DIR", help="where the course writes (toy set, loader cache; runs when the "
+                   "current folder is read-only): default $UNET_COURSE_WORK, else the data root when writable, else "
+                   "~/.cache/unet-course/work. Nothing is ever written under a read-only data root")
     p.add_argument("--epochs", type=int, help="total epochs, counting those before a resume")
     p.add_argument("--batch-size", type=int, help="images per step; under torchrun per process "
                    "(N processes: N x this per step)")
@@ -270,9 +287,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="clip the gradient norm to NORM (default: off; 1.0 is a common choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    nyu = p.add_argument_group("NYU Depth V2 (lesson 08)")
+    nyu = p.add_argument_group("NYU Depth V2 (lesson 09)")
     nyu.add_argument("--task", choices=TASKS, help="carvana (binary masks, default), nyuv2 (classes, depth) or "
-                     "isbi2012 (the paper's EM membranes, lesson 10)")
+                     "isbi2012 (the paper's EM membranes, lesson 11)")
     nyu.add_argument("--num-classes", type=int, choices=(13, 40), help="nyuv2 labelling (default 13)")
     nyu.add_argument("--tasks", choices=("seg", "seg+depth"), help="nyuv2: classes only, or classes and depth "
                      "with the two-headed U-Net (default seg)")
@@ -286,7 +303,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    "weights (downloaded once), a saved torchvision state dict, or none (random; the default)")
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction,
                    help="BatchNorm after each conv (default on; --no-batch-norm is the paper's network)")
-    em = p.add_argument_group("ISBI 2012 EM membranes (lesson 10)")
+    em = p.add_argument_group("ISBI 2012 EM membranes (lesson 11)")
     em.add_argument("--padding", choices=("same", "valid"), help="valid: the paper's unpadded network; --image-size "
                     "is then its input tile (paper: 572 572). Default same (full profile of isbi2012: valid)")
     em.add_argument("--weight-map", action=argparse.BooleanOptionalAction,
@@ -307,7 +324,10 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
         if key in given:
             given[key] = tuple(given[key])
     given.setdefault("progress", sys.stderr.isatty())  # no bars in logs and CI
+    work_dir = given.pop("work_dir", None)
     try:
+        if work_dir:
+            set_work_root(work_dir)  # $UNET_COURSE_WORK: DataLoader workers and torchrun ranks see it too
         base = TrainConfig.for_profile(given.get("profile"), given.get("task", "carvana"))
         if "resume" in given:
             saved = read_checkpoint(given["resume"]).get("config", {})
@@ -317,7 +337,7 @@ def parse_config(argv: list[str] | None = None) -> TrainConfig:
             base = TrainConfig.from_dict(base.to_dict() | inherited)
             given.setdefault("out", str(Path(given["resume"]).parent))
         return dataclasses.replace(base, **given).check()
-    except (ValueError, FileNotFoundError) as e:
+    except (ValueError, FileNotFoundError, PermissionError) as e:
         parser.error(str(e))
 
 

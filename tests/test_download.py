@@ -22,7 +22,9 @@ from course_utils import CarvanaDataset, make_toy_carvana
 from course_utils.data import DownloadError, NYUv2Dataset, download_carvana, download_nyuv2, make_toy_nyuv2
 from course_utils.data import download
 from course_utils.data.__main__ import main as cli
-from course_utils.data.download import COMPETITION, NYUV2_FILES, RULES_URL, Remote, _check_zip
+from course_utils.data import unzip
+from course_utils.data.download import COMPETITION, NYUV2_FILES, RULES_URL, Remote
+from course_utils.data.unzip import check_zip
 
 NAMES = ("train.zip", "train_masks.zip", "train_masks.csv.zip", "metadata.csv.zip")
 
@@ -133,7 +135,7 @@ def test_a_folder_unzipped_by_hand_is_left_alone(kaggle_zips, tmp_path, monkeypa
     for data in kaggle_zips.values():
         with zipfile.ZipFile(io.BytesIO(data)) as zf:
             zf.extractall(root)
-    monkeypatch.setattr(download, "KAGGLE_IMAGES", 32)  # what "all of them" is for this small set
+    monkeypatch.setattr(unzip, "KAGGLE_IMAGES", 32)  # what "all of them" is for this small set
     monkeypatch.setitem(sys.modules, "kaggle", None)  # so nothing can be downloaded
     download_carvana(root)
     assert len(CarvanaDataset(root)) == 32
@@ -184,7 +186,7 @@ def test_zip_check_names_each_kind_of_damage(tmp_path):
              "html": (b"<html>Please sign in</html>", "not a readable zip file")}
     for name, (data, words) in cases.items():
         (tmp_path / f"{name}.zip").write_bytes(data)
-        problem = _check_zip(tmp_path / f"{name}.zip")
+        problem = check_zip(tmp_path / f"{name}.zip")
         assert problem is None if words is None else words in problem, (name, problem)
 
 

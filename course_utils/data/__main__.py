@@ -1,4 +1,4 @@
-"""Command line for the course's data sets (lessons 05, 08 and 10).
+"""Command line for the course's data sets (lessons 05, 09 and 11).
 
     python -m course_utils.data download carvana [--root DIR] [--keep-zips]
     python -m course_utils.data download nyuv2 [--root DIR]
@@ -6,6 +6,11 @@
     python -m course_utils.data toy carvana [--root DIR] [--cars N] [--size H W] [--seed S]
     python -m course_utils.data toy nyuv2 [--root DIR] [--n-images N] [--size H W] [--seed S]
     python -m course_utils.data cache carvana --size H W [--root DIR] [--cache-dir DIR] [--workers N]
+    python -m course_utils.data --work-dir DIR ...   # where downloads, toy sets and caches are written
+
+Without --root, a data set is read from the data root ($UNET_COURSE_DATA) when it is there, and
+written (downloaded, drawn, unpacked) to the work root: the data root itself when writable, else
+$UNET_COURSE_WORK or --work-dir, else ~/.cache/unet-course/work (environment.work_root).
 
 Problems a learner can fix (no kaggle package, no credentials, rules not accepted, no network,
 a missing folder) are printed as one message, without a traceback, and exit with status 1.
@@ -24,6 +29,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m course_utils.data",
         description="Get the course's data sets: download the real Carvana (Kaggle), NYU Depth V2 or the ISBI 2012 "
                     "EM stacks, draw a toy one, or build the fast loader's resized cache.")
+    p.add_argument("--work-dir", type=Path, help="where to write downloads, toy sets and caches when the data root "
+                   "is read-only (default: $UNET_COURSE_WORK, else the data root when writable, else "
+                   "~/.cache/unet-course/work)")
     sub = p.add_subparsers(dest="command", required=True, metavar="{download,toy,cache}")
 
     d = sub.add_parser("download", help="download Carvana from Kaggle (needs the kaggle package and a token), "
@@ -38,7 +46,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "public copy (ISBI2012_URL, or the address in $UNET_COURSE_ISBI2012_URL), "
                                    "resuming, and check their content (30 pages of 512 x 512, labels 0/255).")
     d.add_argument("dataset", choices=["carvana", "nyuv2", "isbi2012"])
-    d.add_argument("--root", type=Path, help="data-set folder (default: data_root()/<dataset>)")
+    d.add_argument("--root", type=Path, help="data-set folder (default: <work root>/<dataset>)")
     d.add_argument("--keep-zips", action="store_true", help="carvana: keep the zips after unpacking them")
 
     t = sub.add_parser("toy", help="draw a toy data set (same layout and formats as the real one, seconds on a CPU)",
@@ -46,7 +54,7 @@ def _parser() -> argparse.ArgumentParser:
                                    "(rooms with labels and depth, in NYUv2's four files); made once, reused when "
                                    "present with the same settings.")
     t.add_argument("dataset", choices=["carvana", "nyuv2"])
-    t.add_argument("--root", type=Path, help="data-set folder (default: data_root()/toy_<dataset>)")
+    t.add_argument("--root", type=Path, help="data-set folder (default: <work root>/toy_<dataset>)")
     t.add_argument("--cars", type=int, default=40, help="carvana: number of cars, 16 photos each (default 40)")
     t.add_argument("--n-images", type=int, default=200, help="nyuv2: number of frames (default 200)")
     t.add_argument("--size", type=int, nargs=2, metavar=("H", "W"),
@@ -59,8 +67,9 @@ def _parser() -> argparse.ArgumentParser:
                                    "CarvanaDataset(..., size=(H, W)) memory-maps (worth running before torchrun).")
     c.add_argument("dataset", choices=["carvana", "toy_carvana"])
     c.add_argument("--size", type=int, nargs=2, required=True, metavar=("H", "W"))
-    c.add_argument("--root", type=Path, help="data-set folder (default: data_root()/<dataset>)")
-    c.add_argument("--cache-dir", type=Path, help="where the cache goes (default: <root>/.cache)")
+    c.add_argument("--root", type=Path, help="data-set folder (default: <data root>/<dataset>, else <work root>/<dataset>)")
+    c.add_argument("--cache-dir", type=Path, help="where the cache goes (default: <root>/.cache, or under the work root "
+                   "when <root> is read-only)")
     c.add_argument("--workers", type=int, help="decoding threads (default: min(8, CPU count))")
     return p
 
@@ -78,12 +87,14 @@ def _toy(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI `python -m course_utils.data`: download a real data set, draw a toy one, or build the Carvana cache;
-    a learner's problem prints one message and exits 1. Lessons 05, 08 and 10."""
+    a learner's problem prints one message and exits 1. Lessons 05, 09 and 11."""
     args = _parser().parse_args(argv)
-    from ..environment import data_root
+    from ..environment import dataset_dir, set_work_root
     from .download import DownloadError
 
     try:
+        if args.work_dir is not None:
+            set_work_root(args.work_dir)
         if args.command == "download" and args.dataset == "nyuv2":
             from .download import download_nyuv2
 
@@ -102,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             from .cache import build_cache
 
-            folder = build_cache(args.root or data_root() / args.dataset, tuple(args.size),
+            folder = build_cache(args.root or dataset_dir(args.dataset), tuple(args.size),
                                  cache_dir=args.cache_dir, workers=args.workers)
             print(f"Cache ready in {folder}")
     except (DownloadError, FileNotFoundError, FileExistsError, PermissionError, ValueError) as err:

@@ -1,8 +1,10 @@
 """Download the real data sets, check them and lay them out as the course reads them.
 
-    python -m course_utils.data download carvana           # into data_root()/carvana (lesson 05)
-    python -m course_utils.data download nyuv2             # into data_root()/nyuv2 (lesson 08)
+    python -m course_utils.data download carvana           # into <work root>/carvana (lesson 05)
+    python -m course_utils.data download nyuv2             # into <work root>/nyuv2 (lesson 09)
     download_carvana(), download_nyuv2()                   # the same from Python
+
+The work root is the data root when that is writable (environment.work_root()).
 
 Carvana: only the four files the course needs are fetched (about 0.5 GB, not the 25 GB of the
 whole competition): train.zip (5088 JPEGs), train_masks.zip (their GIF masks), train_masks.csv.zip
@@ -17,22 +19,19 @@ metadata files (the official train/test split and the 40- and 13-class mappings,
 github.com/ankurhanda/nyuv2-meta-data) over plain HTTPS with fetch_file (fetch.py): it resumes
 an interrupted download and checks each file's size and SHA-256 before renaming it into place.
 
-ISBI 2012 (lesson 10) has its own module, course_utils.data.isbi2012_download.
+ISBI 2012 (lesson 11) has its own module, course_utils.data.isbi2012_download.
 """
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import stat
 import sys
-import zipfile
-import zlib
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from .fetch import DownloadError, Remote, bytes_on_disk, fetch_file, part_path
+from .kaggle_input import attached_dataset, find_attached, unpack_attached_carvana
+from .unzip import ARCHIVES, Archive, check_zip, extract_archive, is_unpacked
 
 __all__ = ["download_carvana", "download_nyuv2", "DownloadError", "Remote", "COMPETITION", "ARCHIVES",
            "RULES_URL", "NYUV2_FILES"]
@@ -41,52 +40,44 @@ COMPETITION = "carvana-image-masking-challenge"
 RULES_URL = f"https://www.kaggle.com/c/{COMPETITION}/rules"
 DATA_URL = f"https://www.kaggle.com/c/{COMPETITION}/data"
 TOKEN_URL = "https://www.kaggle.com/settings"  # Account -> API -> Create New Token
-KAGGLE_IMAGES = 5088  # 318 cars x 16 angles: train/ and train_masks/ of a complete download
 FREE_SPACE_NEEDED = 1 << 30  # the zips (~0.45 GB) and what they unpack to, with room to spare
-
-
-@dataclass(frozen=True)
-class Archive:
-    """One competition file: the zip's name and what it unpacks to in the data folder. Lesson 05."""
-
-    name: str  # e.g. "train.zip"
-    target: str  # a folder ("train") or a single file ("train_masks.csv")
-    folder: bool  # True: many members into root/target/; False: one member named target
-
-
-ARCHIVES = (
-    Archive("train.zip", "train", True),
-    Archive("train_masks.zip", "train_masks", True),
-    Archive("train_masks.csv.zip", "train_masks.csv", False),
-    Archive("metadata.csv.zip", "metadata.csv", False),
-)
-SKIPPED_MEMBERS = ("__MACOSX/", ".DS_Store")  # junk some zip tools add
 
 
 def download_carvana(root: str | Path | None = None, *, keep_zips: bool = False, api: Any = None) -> Path:
     """Fetch, check and unpack Carvana's train images, masks, train_masks.csv and metadata.csv; return root.
 
-    root: the data-set folder, default data_root() / "carvana". It ends up holding train/,
+    root: the data-set folder, default work_root() / "carvana" (the data root when writable). It ends up holding train/,
     train_masks/, train_masks.csv and metadata.csv, the layout CarvanaDataset reads.
     keep_zips: keep the downloaded zips after unpacking (default: delete them, saving ~0.45 GB).
     api: an authenticated kaggle.KaggleApi (default: the one the kaggle package makes).
     Zips copied into root by hand are checked and unpacked without downloading anything, and a
-    folder unzipped by hand (5088 images, 5088 masks, both csv files) is left as it is.
+    folder unzipped by hand (5088 images, 5088 masks, both csv files) is left as it is. In a Kaggle
+    Notebook with the competition attached (kaggle_input.py), its zips are unpacked from the input
+    folder without a download or token.
     Raises DownloadError with instructions when the kaggle package, credentials, the accepted
     competition rules or the network are missing. Lesson 05.
     """
     if root is None:
-        from ..environment import data_root
+        from ..environment import work_root
 
-        root = data_root() / "carvana"
+        root = work_root() / "carvana"
     root = Path(root).expanduser()
+    attached = attached_dataset("carvana")
+    if attached is not None and not any((root / a.name).exists() for a in ARCHIVES):
+        if (attached / "train_masks.csv").is_file():  # an unpacked copy: read where it lies
+            print(f"Carvana is attached, unpacked, at {attached}: the course reads it there.", flush=True)
+            return attached
+        print(f"Found the competition's zips attached at {attached}: no download or token needed.", flush=True)
+        unpack_attached_carvana(root, attached)
+        _check_layout(root)
+        return root
     root.mkdir(parents=True, exist_ok=True)
     for archive in ARCHIVES:
-        if _is_done(root, archive):
+        if is_unpacked(root, archive):
             print(f"{archive.name}: already unpacked into {root / archive.target}, skipping.", flush=True)
             continue
         api = _whole_zip(root, archive, api)
-        _extract(root / archive.name, root, archive)
+        extract_archive(root / archive.name, root, archive)
         if not keep_zips:
             (root / archive.name).unlink()
     _check_layout(root)
@@ -97,7 +88,7 @@ def _whole_zip(root: Path, archive: Archive, api: Any) -> Any:
     """Make root/archive.name a whole zip: keep one that checks, else download it (a second time from
     scratch if needed); return the kaggle client, made only when something had to be downloaded."""
     zip_path = root / archive.name
-    problem = _check_zip(zip_path) if zip_path.exists() else "missing"
+    problem = check_zip(zip_path) if zip_path.exists() else "missing"
     if problem != "missing" and problem:
         print(f"{zip_path} is incomplete or damaged ({problem}); downloading it again.", flush=True)
     for force in (False, True):  # first let kaggle resume a partial file; then start over
@@ -109,7 +100,7 @@ def _whole_zip(root: Path, archive: Archive, api: Any) -> Any:
         if force:
             zip_path.unlink(missing_ok=True)
         _fetch(api, archive.name, root, force)
-        problem = _check_zip(zip_path) if zip_path.exists() else "missing"
+        problem = check_zip(zip_path) if zip_path.exists() else "missing"
     if problem == "missing":
         raise DownloadError(f"Kaggle reported no error, but {zip_path} is not there. " + _by_hand(root))
     if problem:
@@ -253,96 +244,6 @@ def _check_free_space(root: Path) -> None:
                             "Free some space or pass another root.")
 
 
-# ---------------------------------------------------------------------------- checking and unpacking
-def _check_zip(path: Path) -> str | None:
-    """None when the zip is whole (central directory readable, every member's CRC right), else why not."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            bad = zf.testzip()
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as err:
-        return f"not a readable zip file: {err}"
-    except zlib.error as err:  # compressed data damaged so badly it cannot even be inflated
-        return f"damaged compressed data ({err})"
-    return f"the member {bad} fails its CRC check" if bad else None
-
-
-def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
-    """Why a member must not be unpacked (absolute path, '..', a drive letter, a link), or None."""
-    name = info.filename
-    parts = PurePosixPath(name.replace("\\", "/")).parts
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "it has an absolute path"
-    if ".." in parts:
-        return "its path climbs out with '..'"
-    if stat.S_ISLNK(info.external_attr >> 16):
-        return "it is a symbolic link"
-    return None
-
-
-def _members(zf: zipfile.ZipFile, zip_path: Path, archive: Archive) -> list[tuple[zipfile.ZipInfo, str]]:
-    """(member, path relative to root) for every file to unpack; refuses the archive if any member is unsafe."""
-    out = []
-    for info in zf.infolist():
-        reason = _unsafe_reason(info)
-        if reason:
-            raise DownloadError(f"Refusing to unpack {zip_path}: its member {info.filename!r} would be written "
-                                f"outside {zip_path.parent} ({reason}). Nothing was unpacked; delete the file and "
-                                "download it again from Kaggle.")
-        name = info.filename.replace("\\", "/")
-        if info.is_dir() or any(name.startswith(s) or name.endswith(s) for s in SKIPPED_MEMBERS):
-            continue
-        parts = PurePosixPath(name).parts
-        if archive.folder:  # Kaggle's train.zip holds train/xxx.jpg; a flat zip works too
-            rel = parts[1:] if parts[0] == archive.target and len(parts) > 1 else parts
-            out.append((info, "/".join((archive.target, *rel))))
-        elif parts[-1] == archive.target:
-            out.append((info, archive.target))
-    if not archive.folder and len(out) != 1:
-        raise DownloadError(f"{zip_path} should hold one file named {archive.target}, but holds "
-                            f"{[i.filename for i in zf.infolist()][:5]}. Delete it and download it again.")
-    return out
-
-
-def _extract(zip_path: Path, root: Path, archive: Archive) -> None:
-    """Unpack a checked zip into root with a progress bar, then write the archive's done-marker."""
-    from tqdm.auto import tqdm
-
-    base = root.resolve()
-    with zipfile.ZipFile(zip_path) as zf:
-        members = _members(zf, zip_path, archive)
-        for _, rel in members:  # belt and braces: the resolved path must stay inside root
-            if not (base / rel).resolve().is_relative_to(base):
-                raise DownloadError(f"Refusing to unpack {zip_path}: {rel!r} resolves outside {root}.")
-        total = sum(info.file_size for info, _ in members)
-        with tqdm(total=total, unit="B", unit_scale=True, desc=f"Unpacking {archive.name}") as bar:
-            for info, rel in members:
-                dest = base / rel
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(dest, "wb") as out:
-                    shutil.copyfileobj(src, out, 1 << 20)
-                bar.update(info.file_size)
-    _marker(root, archive).write_text(json.dumps(dict(files=len(members), bytes=total)) + "\n")
-
-
-def _marker(root: Path, archive: Archive) -> Path:
-    return root / f".{archive.name}.complete"
-
-
-def _is_done(root: Path, archive: Archive) -> bool:
-    """The archive was unpacked here (its marker) and what it unpacked is still there; or, without
-    a marker, the folder holds what a complete manual unzip gives (all 5088 files, or the csv file)."""
-    target = root / archive.target
-    try:
-        files = int(json.loads(_marker(root, archive).read_text())["files"])
-    except (OSError, ValueError, KeyError, TypeError):
-        if archive.folder:
-            return target.is_dir() and sum(1 for p in target.iterdir() if p.is_file()) >= KAGGLE_IMAGES
-        return target.is_file() and target.stat().st_size > 0
-    if not archive.folder:
-        return target.is_file()
-    return target.is_dir() and sum(1 for p in target.iterdir() if p.is_file()) >= files
-
-
 def _check_layout(root: Path) -> None:
     """The end state CarvanaDataset reads: every image with its mask, and both csv files."""
     from .carvana_files import IMAGES, MASKS, car_id, find_masks, image_ids
@@ -376,20 +277,22 @@ def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] 
                    timeout: float = 30.0) -> Path:
     """Fetch and check NYU Depth V2's labeled set and its metadata files into root; return root.
 
-    root: the data-set folder, default data_root() / "nyuv2". It ends up holding
+    root: the data-set folder, default work_root() / "nyuv2" (the data root when writable). It ends up holding
     nyu_depth_v2_labeled.mat (2.97 GB), splits.mat, classMapping40.mat and class13Mapping.mat,
     the files NYUv2Dataset reads. An interrupted download resumes on the next run; files
-    already there (downloaded before, or copied in by hand) are checked, not fetched again.
+    already there (downloaded before, or copied in by hand) are checked, not fetched again; a labeled
+    file attached to a Kaggle Notebook is linked in, not downloaded.
     files: what to fetch (default NYUV2_FILES; pass others for a mirror). timeout: seconds
-    without data before giving up. Raises DownloadError saying what to do when it cannot work. Lesson 08.
+    without data before giving up. Raises DownloadError saying what to do when it cannot work. Lesson 09.
     """
     if root is None:
-        from ..environment import data_root
+        from ..environment import work_root
 
-        root = data_root() / "nyuv2"
+        root = work_root() / "nyuv2"
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     files = NYUV2_FILES if files is None else tuple(files)
+    _link_attached(root, files[0].name)
     need = sum(max(0, r.size - bytes_on_disk(root / r.name) - bytes_on_disk(part_path(root / r.name)))
                for r in files if bytes_on_disk(root / r.name) != r.size)
     free = shutil.disk_usage(root).free
@@ -400,6 +303,14 @@ def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] 
         fetch_file(remote, root / remote.name, timeout=timeout, by_hand=_nyuv2_by_hand(root, files))
     _check_nyuv2(root)
     return root
+
+
+def _link_attached(root: Path, name: str) -> None:
+    """A copy of `name` attached to a Kaggle Notebook, linked into root instead of downloaded."""
+    source = find_attached((name,))
+    if source is not None and not (root / name).exists():
+        (root / name).symlink_to(source / name)
+        print(f"{name}: using the copy attached at {source} (linked into {root}).", flush=True)
 
 
 def _nyuv2_by_hand(root: Path, files: tuple[Remote, ...]) -> str:

@@ -1,4 +1,4 @@
-"""Download the ISBI 2012 stacks over HTTPS, resumable and checked by content (lesson 10).
+"""Download the ISBI 2012 stacks over HTTPS, resumable and checked by content (lesson 11).
 
 No checksum of the challenge's files was ever published, so each stack is checked by what it
 holds (course_utils.data.isbi2012.check_isbi2012): 30 pages of 512 x 512, 8-bit, labels 0/255.
@@ -23,13 +23,13 @@ def download_isbi2012(root: str | Path | None = None, *, base_url: str | None = 
                       timeout: float = 30.0) -> Path:
     """Fetch and check the ISBI 2012 stacks into root; return root.
 
-    root: the data-set folder, default data_root() / "isbi2012"; it ends up holding
+    root: the data-set folder, default work_root() / "isbi2012" (the data root when writable); it ends up holding
     train-volume.tif, train-labels.tif and test-volume.tif, the files ISBI2012Dataset reads.
     base_url: the folder that serves the three files (default: $UNET_COURSE_ISBI2012_URL, else
     ISBI2012_URL). Files already there (downloaded before, or copied in by hand) are checked, not
     fetched; an interrupted download resumes. Each file is checked by content (30 pages of
     512 x 512, 8-bit; labels only 0 and 255); one that is not the challenge's is deleted. Raises
-    DownloadError saying what to do (e.g. where to put hand-copied files) when it cannot work. Lesson 10.
+    DownloadError saying what to do (e.g. where to put hand-copied files) when it cannot work. Lesson 11.
     """
     root = _isbi2012_root(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -47,7 +47,13 @@ def download_isbi2012(root: str | Path | None = None, *, base_url: str | None = 
 
 def ensure_isbi2012(root: str | Path | None = None) -> Path:
     """The ISBI 2012 folder, downloaded on first use: root when its stacks pass check_isbi2012,
-    else download_isbi2012(root). What a learner's notebook calls. Lesson 10."""
+    else download_isbi2012(root). root=None: dataset_dir("isbi2012"), i.e. the data root's copy, the
+    work root's, or one attached to a Kaggle Notebook; a download goes to the work root. What a
+    learner's notebook calls. Lesson 11."""
+    if root is None:
+        from ..environment import dataset_dir
+
+        root = dataset_dir("isbi2012")
     root = _isbi2012_root(root)
     try:
         check_isbi2012(root)
@@ -58,9 +64,9 @@ def ensure_isbi2012(root: str | Path | None = None) -> Path:
 
 def _isbi2012_root(root: str | Path | None) -> Path:
     if root is None:
-        from ..environment import data_root
+        from ..environment import work_root
 
-        root = data_root() / "isbi2012"
+        root = work_root() / "isbi2012"
     return Path(root).expanduser()
 
 

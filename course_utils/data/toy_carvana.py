@@ -136,13 +136,17 @@ def ensure_toy_carvana(root: str | Path | None = None, n_cars: int = 40, image_s
                        seed: int = 0) -> Path:
     """The toy Carvana folder, drawn first if it is missing, half-written or made with other settings.
 
-    root defaults to data_root() / "toy_carvana". The set is drawn in a temporary sibling folder
-    and moved into place when whole, so an interrupted run never leaves a set that looks complete. Lessons 00 and 05.
+    root defaults to data_root() / "toy_carvana" when a whole set with these settings is there (it is
+    then only read: a class's shared folder may be read-only), else work_root() / "toy_carvana" (the same
+    folder when the data root is writable). The set is drawn in a temporary sibling folder and moved
+    into place when whole, so an interrupted run never leaves a set that looks complete. Lessons 00 and 05.
     """
     if root is None:
-        from ..environment import data_root
+        from ..environment import data_root, work_root
 
         root = data_root() / "toy_carvana"
+        if not is_complete(root, n_cars, image_size, seed):
+            root = work_root() / "toy_carvana"
     root = Path(root)
     if is_complete(root, n_cars, image_size, seed):
         return root

@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from ..data import CarvanaDataset, ensure_toy_carvana, eval_transform, split_cars, train_transform
-from ..environment import data_root
+from ..environment import dataset_dir
 from ..losses import BCEDiceLoss
 from ..metrics import BinaryMetrics
 from ..model import UNet
@@ -24,7 +24,7 @@ def resolve_data_dir(cfg: Any) -> Path:
     """The Carvana-layout folder to train on; makes the toy set when the quick profile needs it. Lesson 06."""
     if cfg.data_dir is None and cfg.profile == "quick":
         return ensure_toy_carvana()
-    root = Path(cfg.data_dir).expanduser() if cfg.data_dir else data_root() / "carvana"
+    root = Path(cfg.data_dir).expanduser() if cfg.data_dir else dataset_dir("carvana")
     if not (root / "train").is_dir() or not (root / "train_masks").is_dir():
         raise FileNotFoundError(
             f"no Carvana data at {root} (it needs train/ and train_masks/). Download the real set with\n"
@@ -76,7 +76,7 @@ class Carvana(Task):
         return "split by car"
 
     def build_model(self, cfg: Any) -> nn.Module:
-        if getattr(cfg, "encoder", None):  # a torchvision classifier as the contracting path (lesson 11)
+        if getattr(cfg, "encoder", None):  # a torchvision classifier as the contracting path (lesson 12)
             from ..encoders import EncoderUNet  # here: torchvision is imported only when asked for
 
             return EncoderUNet(cfg.encoder, 3, 1, weights=cfg.encoder_weights, batch_norm=cfg.batch_norm)
