@@ -13,7 +13,7 @@ os.environ.setdefault("TQDM_MININTERVAL", "5")
 
 
 def _link_real_isbi2012() -> None:
-    """Lesson 10 and the ISBI 2012 task read <data root>/isbi2012, which a learner downloads on first
+    """Lesson 11 and the ISBI 2012 task read <data root>/isbi2012, which a learner downloads on first
     use; tests never download, so that folder points at the real stacks of ../shared/real_samples."""
     default = Path(__file__).resolve().parent.parent / "shared" / "real_samples"
     real = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / "isbi2012"
@@ -82,3 +82,31 @@ def fails_with(check, *args, **kwargs) -> str:
 def todo(*args, **kwargs):
     """An unanswered exercise, as a student copy has it."""
     raise NotImplementedError()
+
+
+# ---- every notebook cell nbval runs: no leaked object repr, no report printed twice (tools/notebook_outputs.py)
+_PRINTED: dict[str, list] = {}  # notebook -> [(cell number, outputs)] of the cells run so far
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """After nbval runs a cell, fail it when its outputs leak a repr or repeat an earlier report."""
+    result = yield
+    outputs = getattr(item, "test_outputs", None)
+    if outputs is None or not hasattr(item, "cell_num"):
+        return result  # not a notebook cell
+    from tools.notebook_outputs import leaked_reprs, repeated_reports
+
+    first = item.cell.source.strip().splitlines()[0] if item.cell.source.strip() else ""
+    where = f"{item.parent.name} Cell {item.cell_num} (code cells counted from 0; it starts {first[:60]!r})"
+    leaks = leaked_reprs(outputs)
+    if leaks:
+        raise AssertionError(f"{where} shows a leaked object repr: {'; '.join(leaks)} (end the line with ';', "
+                             f"or assign the call's result to _).\nThe cell:\n{item.cell.source}")
+    cells = _PRINTED.setdefault(item.parent.nodeid, [])
+    before = repeated_reports(cells)
+    cells.append((item.cell_num, list(outputs)))
+    repeats = [r for r in repeated_reports(cells) if r not in before]
+    if repeats:
+        raise AssertionError(f"{where} prints a report an earlier output already printed: {repeats[0]}")
+    return result

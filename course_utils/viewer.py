@@ -1,8 +1,8 @@
-"""PredictionViewer: browse a model's predictions next to the truth in a notebook (lessons 07, 08, 10).
+"""PredictionViewer: browse a model's predictions next to the truth in a notebook (lessons 07, 09, 11).
 
 Core ipywidgets only (JupyterLab, classic Notebook, Colab); each picture is composed with numpy
 and PIL and sent as PNG bytes, so moving a slider is quick. For binary masks of touching objects
-(the EM cells of lesson 10) a "cells" view colours each connected component, marks merged and
+(the EM cells of lesson 11) a "cells" view colours each connected component, marks merged and
 split cells, and scores the slice with the challenge's Rand error.
 """
 from __future__ import annotations
@@ -22,16 +22,18 @@ from torch.utils.data import Dataset
 from .metrics import dice_score, iou_score
 from .viewer_frames import (check_input_channels, check_item, checked_class_names, compose, dataset_length,
                             label_scores, worst_first)
-from .viz import class_palette, display_rgb, item_name, matching_colours, outline
+from .viz import ERROR_COLOURS, class_palette, display_rgb, item_name, matching_colours, outline
 
-FALSE_POSITIVE = (245, 130, 20)  # binary errors panel: predicted object where the mask has none (orange)
-FALSE_NEGATIVE = (30, 120, 250)  # ... object in the mask that the prediction missed (blue)
-WRONG_LABEL = (250, 40, 40)  # multi-class errors panel: a labelled pixel given another class (red)
+FALSE_POSITIVE = ERROR_COLOURS["false_positive"]  # binary errors panel: predicted object where the mask has none
+FALSE_NEGATIVE = ERROR_COLOURS["false_negative"]  # ... object in the mask that the prediction missed
+WRONG_LABEL = ERROR_COLOURS["wrong_label"]  # multi-class errors panel: a labelled pixel given another class
 IGNORED = (0, 0, 0)  # multi-class: pixels carrying the ignore label (unlabelled) are black everywhere
 MERGED = (255, 0, 200)  # cells view: a predicted cell that covers 2 or more true cells (magenta)
 SPLIT = (0, 230, 255)  # ... a true cell cut into 2 or more predicted cells (cyan)
 _MASK_COLOURS = np.array([(30, 30, 30), (245, 245, 245)], np.uint8)  # binary masks: background, object
 VIEWS = ("pixels", "cells")
+SLIDER_WIDTH, LABEL_WIDTH = "470px", "72px"  # a slider's track is about 300 px: easy to aim at
+TEXT_LINE = "white-space:nowrap;overflow:hidden;text-overflow:ellipsis;line-height:20px"  # never wraps
 
 
 class PredictionViewer:
@@ -68,7 +70,7 @@ class PredictionViewer:
     back to dataset order, staying on the shown image), `.order_label`, `.scores` (HTML),
     `.image` (one PNG of the four panels), `.legend`, `.widget` (VBox). Also: `.current`
     (dataset index shown), `.order`, `image_scores(i)`, `cell_scores(i)`, `all_scores()`, `frame(i)`.
-    Lessons 07, 08 and 10.
+    Lessons 07, 09 and 11.
     """
 
     def __init__(self, model: nn.Module, dataset: Dataset, *, threshold: float = 0.5,
@@ -95,21 +97,25 @@ class PredictionViewer:
         self._cache[0] = self._entry(0, image, target, probs)
 
         n = len(self.order)
+        sized = {"layout": widgets.Layout(width=SLIDER_WIDTH), "style": {"description_width": LABEL_WIDTH}}
         self.index = widgets.IntSlider(value=0, min=0, max=n - 1, description="image", disabled=n == 1,
-                                       continuous_update=False)  # a step may run the model: update on release
+                                       continuous_update=False, **sized)  # a step may run the model: on release
         self.threshold = widgets.FloatSlider(float(threshold), min=0.0, max=1.0, step=0.01, readout_format=".2f",
-                                             description="threshold", disabled=self.multiclass)
-        self.view = widgets.ToggleButtons(options=VIEWS, value="pixels", description="view",
-                                          disabled=self.multiclass, style={"button_width": "64px"})
+                                             description="threshold", disabled=self.multiclass, **sized)
+        self.view = widgets.ToggleButtons(options=VIEWS, value="pixels", tooltips=["pixels: errors per pixel",
+                                          "cells: each cell its colour, merged and split cells marked"],
+                                          disabled=self.multiclass, layout=widgets.Layout(width="auto"),
+                                          style={"button_width": "64px"})  # no description: it wraps above
         if self.multiclass:
             self.threshold.layout.display = self.view.layout.display = "none"
-        self.sort_button = widgets.Button(description=self._sort_text(), layout=widgets.Layout(width="auto"))
-        self.order_label = widgets.Label("dataset order")
-        self.scores = widgets.HTML()
+        self.sort_button = widgets.Button(description=self._sort_text(), layout=widgets.Layout(width="220px"))
+        self.order_label = widgets.Label("dataset order", layout=widgets.Layout(flex="1 1 0%", min_width="0"))
+        self.scores = widgets.HTML(layout=widgets.Layout(height="42px", overflow="hidden"))  # 2 lines, always
         self.image = widgets.Image(format="png", layout=widgets.Layout(max_width="100%", height="auto"))
         self.legend = widgets.HTML(self._legend_html())
         self.widget = widgets.VBox([widgets.HBox([self.index, self.threshold]),
-                                    widgets.HBox([self.view, self.sort_button, self.order_label]),
+                                    widgets.HBox([self.view, self.sort_button, self.order_label],
+                                                 layout=widgets.Layout(align_items="center")),
                                     self.scores, self.image, self.legend])
         self.index.observe(lambda _change: self._render(), names="value")
         self.threshold.observe(lambda _change: self._render(), names="value")
@@ -140,7 +146,7 @@ class PredictionViewer:
                 "false_positives": int((pred & ~target).sum()), "false_negatives": int((~pred & target).sum())}
 
     def cell_scores(self, index: int | None = None) -> dict[str, float]:
-        """The EM challenge's scores of one binary image at the current threshold (lesson 10):
+        """The EM challenge's scores of one binary image at the current threshold (lesson 11):
         rand_error, pixel_error (em_metrics), merged (predicted cells over 2+ true cells), split (true
         cells cut into 2+ predicted cells; both as em_metrics.split_merge counts them), true_cells,
         predicted_cells. Cells: 4-connected components."""
@@ -205,40 +211,48 @@ class PredictionViewer:
         self.scores.value = self._scores_html(i)
 
     def _scores_html(self, i: int) -> str:
+        """Two lines that never wrap (cut with '...' when too long): which image, then its scores."""
         where = f"rank {self.index.value + 1} of {len(self.order)}, worst first" if self.sorted_by_score \
             else f"{i + 1} of {len(self.order)}"
         head = f"<b>{html.escape(item_name(self.dataset, i))}</b> (dataset index {i}, {where})"
         at = f" at threshold {self.threshold.value:.2f}"
         if self.view.value == "cells" and not self.multiclass:
             c = self.cell_scores(i)
-            return (f"{head} &middot; <b>Rand error {c['rand_error']:.4f}</b> &middot; pixel error "
-                    f"{c['pixel_error']:.4f} &middot; {c['merged']} merged, {c['split']} split "
-                    f"({c['true_cells']} true cells, {c['predicted_cells']} predicted){at}")
-        s = self.image_scores(i)
-        if self.multiclass and math.isnan(s["mean_iou"]):
-            return f"{head} &middot; no labelled pixels (all {self.ignore_index}), nothing to score"
-        if self.multiclass:
-            return f"{head} &middot; <b>mIoU {s['mean_iou']:.4f}</b> &middot; pixel accuracy {s['pixel_accuracy']:.4f}"
-        return (f"{head} &middot; <b>Dice {s['dice']:.4f}</b> &middot; IoU {s['iou']:.4f} &middot; "
-                f"false positives {s['false_positives']} px, false negatives {s['false_negatives']} px{at}")
+            scores = (f"<b>Rand error {c['rand_error']:.4f}</b> &middot; pixel error {c['pixel_error']:.4f} &middot; "
+                      f"{c['merged']} merged, {c['split']} split ({c['true_cells']} true cells, "
+                      f"{c['predicted_cells']} predicted){at}")
+        elif self.multiclass:
+            s = self.image_scores(i)
+            scores = (f"no labelled pixels (all {self.ignore_index}), nothing to score" if math.isnan(s["mean_iou"])
+                      else f"<b>mIoU {s['mean_iou']:.4f}</b> &middot; pixel accuracy {s['pixel_accuracy']:.4f}")
+        else:
+            s = self.image_scores(i)
+            scores = (f"<b>Dice {s['dice']:.4f}</b> &middot; IoU {s['iou']:.4f} &middot; false positives "
+                      f"{s['false_positives']} px, false negatives {s['false_negatives']} px{at}")
+        return "".join(f"<div style='{TEXT_LINE}'>{line}</div>" for line in (head, scores))
 
     def _legend_html(self) -> str:
+        """The colours of the errors panel (and of the classes), a group per line, each after its heading."""
         if self.multiclass:
-            names = list(self.class_names) + ["ignored (unlabelled)", "errors: wrong label"]
-            colours = [tuple(c) for c in class_palette(self.num_classes)] + [IGNORED, WRONG_LABEL]
+            rows = [("classes:", list(zip(self.class_names, class_palette(self.num_classes)))),
+                    ("not scored:", [("ignored (unlabelled)", IGNORED)]),
+                    ("errors:", [("wrong label (a labelled pixel given another class)", WRONG_LABEL)])]
         elif self.view.value == "cells":
-            names = ["membrane", "merged: one predicted cell over 2+ true cells",
-                     "split: one true cell cut into 2+ predicted cells"]
-            colours = [(0, 0, 0), MERGED, SPLIT]
+            rows = [("cells:", [("membrane (each cell its own colour; a predicted cell that matches a true "
+                                 "cell takes its colour)", (0, 0, 0))]),
+                    ("errors:", [("merged: one predicted cell over 2+ true cells", MERGED),
+                                 ("split: one true cell cut into 2+ predicted cells", SPLIT)])]
         else:
-            names = ["errors: false positive (predicted, not in the mask)", "false negative (in the mask, missed)"]
-            colours = [FALSE_POSITIVE, FALSE_NEGATIVE]
-        note = ("<span>each cell its own colour; a predicted cell that matches a true cell takes its "
-                "colour</span>" if self.view.value == "cells" and not self.multiclass else "")
-        return "<div style='display:flex;flex-wrap:wrap;gap:2px 14px;font-size:12px'>" + "".join(
-            f"<span><span style='display:inline-block;width:11px;height:11px;margin-right:4px;"
-            f"border:1px solid #888;background:rgb{tuple(int(v) for v in c)}'></span>{html.escape(n)}</span>"
-            for n, c in zip(names, colours)) + note + "</div>"
+            rows = [("errors:", [("false positive (predicted, not in the mask)", FALSE_POSITIVE),
+                                 ("false negative (in the mask, missed)", FALSE_NEGATIVE)])]
+        swatch = ("display:inline-block;width:12px;height:12px;margin-right:5px;vertical-align:-2px;"
+                  "border:1px solid #777;background:rgb{}")
+        lines = ["<div style='display:flex;flex-wrap:wrap;gap:2px 16px;align-items:center'>"
+                 f"<span style='min-width:76px;color:#555'>{heading}</span>" + "".join(
+                     f"<span style='white-space:nowrap'><span style='{swatch.format(tuple(int(v) for v in c))}'>"
+                     f"</span>{html.escape(name)}</span>" for name, c in items) + "</div>"
+                 for heading, items in rows]
+        return "<div style='font-size:12px;line-height:18px'>" + "".join(lines) + "</div>"
 
     def _view_changed(self, _change: Any = None) -> None:
         self.legend.value = self._legend_html()

@@ -9,14 +9,7 @@ JupyterLab is missing. Nothing is downloaded: Playwright drives the system Chrom
 PATH, or named by $UNET_COURSE_CHROMIUM).
 """
 import json
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -25,9 +18,8 @@ pytestmark = pytest.mark.browser
 pytest.importorskip("jupyterlab", reason="JupyterLab is not installed (pip install jupyterlab)")
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed (pip install playwright)")
 
-CHROMIUM = os.environ.get("UNET_COURSE_CHROMIUM") or shutil.which("chromium") or shutil.which("chromium-browser")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+from tools.browser import CHROMIUM, jupyterlab as running_jupyterlab, launch_chromium, open_notebook  # noqa: E402
+
 CELL = """\
 import torch
 from course_utils import CarvanaDataset, UNet, ensure_toy_carvana
@@ -36,12 +28,6 @@ from course_utils.viewer import PredictionViewer
 torch.manual_seed(0)
 dataset = CarvanaDataset(ensure_toy_carvana("toy_carvana", n_cars=2, image_size=(64, 96)))
 PredictionViewer(UNet(3, 1, base_channels=8, depth=2), dataset, panel_width=192)"""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _write_notebook(path: Path) -> None:
@@ -54,68 +40,15 @@ def _write_notebook(path: Path) -> None:
     path.write_text(json.dumps(notebook))
 
 
-def _private_jupyter(folder: Path) -> dict[str, str]:
-    """Environment for a JupyterLab that keeps all its state in `folder`: a 'python3' kernel that
-    runs this very interpreter (so the kernel imports this checkout), no news pop-up."""
-    spec = folder / "data" / "kernels" / "python3"
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "Python 3", "language": "python"}))
-    notification = folder / "settings" / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings"
-    notification.parent.mkdir(parents=True)
-    notification.write_text(json.dumps({"fetchNews": "false"}))
-    return dict(os.environ, JUPYTER_PATH=str(folder / "data"), JUPYTER_DATA_DIR=str(folder / "data"),
-                JUPYTER_CONFIG_DIR=str(folder / "config"), JUPYTER_RUNTIME_DIR=str(folder / "runtime"),
-                JUPYTERLAB_SETTINGS_DIR=str(folder / "settings"), JUPYTERLAB_WORKSPACES_DIR=str(folder / "workspaces"))
-
-
-def _wait_until_up(url: str, server: subprocess.Popen, log: Path, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"JupyterLab exited with code {server.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/status", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.3)
-    pytest.fail(f"JupyterLab did not answer at {url} within {timeout} s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture
 def jupyterlab(tmp_path_factory):
-    """(base URL, root folder) of a JupyterLab started for this test; stopped and removed after."""
+    """(base URL, root folder) of a JupyterLab started for this test (tools/browser.py); stopped after."""
     root = tmp_path_factory.mktemp("lab")
-    env = _private_jupyter(root / ".jupyter")
-    port = _free_port()
-    log = root.parent / f"{root.name}-jupyterlab.log"
-    with open(log, "w") as out:
-        server = subprocess.Popen(
-            [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--allow-root", f"--port={port}",
-             "--ServerApp.ip=127.0.0.1", "--ServerApp.token=", "--ServerApp.password=",
-             "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}", "--LabApp.extension_manager=readonly",
-             "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-            cwd=root, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_until_up(url, server, log)
-        yield url, root
+        with running_jupyterlab(root, root.parent / f"{root.name}-jupyterlab.log") as url:
+            yield url, root
     finally:
-        _stop(server)
         shutil.rmtree(root, ignore_errors=True)
-
-
-def _stop(server: subprocess.Popen) -> None:
-    """Stop the server and its kernels (its own process group, started above), gently first."""
-    if server.poll() is None:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(timeout=5)
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="Chromium is not installed: `apt-get install chromium` (Debian) "
@@ -125,7 +58,7 @@ def test_viewer_slider_changes_the_picture_in_jupyterlab(jupyterlab, tmp_path):
     _write_notebook(root / "viewer.ipynb")
     screenshot = tmp_path / "viewer.png"
     with sync_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+        browser = launch_chromium(playwright)
         page = browser.new_page(viewport={"width": 1400, "height": 900})
         try:
             _run_the_notebook(page, url)
@@ -143,6 +76,7 @@ def test_viewer_slider_changes_the_picture_in_jupyterlab(jupyterlab, tmp_path):
                                    arg=scores.element_handle(), timeout=30_000)
             assert page.locator(".widget-readout").first.inner_text().strip() == "1"
             assert "Dice" in scores.inner_text()
+            _check_the_layout(page, scores)
             page.screenshot(path=str(screenshot))
         except Exception:
             page.screenshot(path=str(tmp_path / "failure.png"))
@@ -157,9 +91,22 @@ def test_viewer_slider_changes_the_picture_in_jupyterlab(jupyterlab, tmp_path):
 
 def _run_the_notebook(page, url: str) -> None:
     """Open viewer.ipynb, wait until its kernel is idle, run its one cell with Shift+Enter."""
-    page.goto(f"{url}/lab/tree/viewer.ipynb", timeout=60_000)
-    page.wait_for_selector(".jp-Notebook .jp-Cell .cm-content", timeout=60_000)
-    # a cell run before the kernel is connected is silently dropped: wait for the status bar's Idle
-    page.wait_for_selector("#jp-main-statusbar >> text=/\\| Idle/", timeout=60_000)
+    open_notebook(page, url, "viewer.ipynb")
     page.click(".jp-Notebook .jp-Cell .cm-content")
     page.keyboard.press("Shift+Enter")
+
+
+def _check_the_layout(page, scores) -> None:
+    """Slider tracks wide enough to aim at; a click near the left end of the threshold track moves it
+    there; the score lines keep their height whatever they say."""
+    tracks = page.locator(".widget-slider .noUi-target")
+    widths = [tracks.nth(k).bounding_box()["width"] for k in range(tracks.count())]
+    assert len(widths) == 2 and min(widths) >= 280, f"slider tracks {widths} px wide"
+    height = scores.bounding_box()["height"]
+    box = tracks.nth(1).bounding_box()  # the threshold slider
+    page.mouse.click(box["x"] + 0.05 * box["width"], box["y"] + box["height"] / 2)
+    page.wait_for_function("el => parseFloat(el.innerText) < 0.15", arg=page.locator(".widget-readout").nth(1)
+                           .element_handle(), timeout=30_000)
+    page.wait_for_function("el => /threshold 0\\.(0|1)/.test(el.innerText)", arg=scores.element_handle(),
+                           timeout=30_000)
+    assert scores.bounding_box()["height"] == height
