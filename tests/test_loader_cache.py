@@ -166,3 +166,21 @@ def test_real_samples_through_the_cache_match_the_slow_path(tmp_path, real_carva
         (a, ma), (b, mb) = slow[i], fast[i]
         assert torch.equal(ma, mb)
         assert 0 < (a - b).abs().mean() < 0.005 and (a - b).abs().max() < 0.25
+
+
+def test_real_samples_too_large_for_draft_mode_are_decoded_by_torchvision_exactly(tmp_path, real_carvana, monkeypatch):
+    """At 640 x 960 draft mode cannot shrink Kaggle's 1280 x 1918 JPEGs (half is 959 wide): the cache
+    decodes them whole with torchvision.io.decode_jpeg, which gives PIL's very pixels."""
+    from course_utils.data import cache
+
+    decoded, decode = [], cache.decode_whole_jpeg
+    monkeypatch.setattr(cache, "decode_whole_jpeg", lambda path: decoded.append(path) or decode(path))
+    size = (640, 960)
+    slow = CarvanaDataset(real_carvana, transform=eval_transform(size))
+    fast = CarvanaDataset(real_carvana, transform=eval_transform(size), size=size, cache_dir=tmp_path)
+    assert len(decoded) == len(slow) > 0  # every photo went through torchvision
+    for i in range(len(slow)):
+        assert torch.equal(slow[i][0], fast[i][0]) and torch.equal(slow[i][1], fast[i][1])
+    decoded.clear()
+    CarvanaDataset(real_carvana, transform=eval_transform((320, 480)), size=(320, 480), cache_dir=tmp_path)
+    assert decoded == []  # where draft mode can shrink, PIL decodes
