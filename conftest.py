@@ -84,6 +84,18 @@ def todo(*args, **kwargs):
     raise NotImplementedError()
 
 
+@pytest.fixture(autouse=True)
+def _work_root_restored():
+    """--work-dir sets $UNET_COURSE_WORK for the process (and the kernels it starts): a test that runs
+    a CLI's main() in-process must not hand its work folder to the tests after it."""
+    saved = os.environ.get("UNET_COURSE_WORK")
+    yield
+    if saved is None:
+        os.environ.pop("UNET_COURSE_WORK", None)
+    else:
+        os.environ["UNET_COURSE_WORK"] = saved
+
+
 # ---- every notebook cell nbval runs: no leaked object repr, no report printed twice (tools/notebook_outputs.py)
 _PRINTED: dict[str, list] = {}  # notebook -> [(cell number, outputs)] of the cells run so far
 

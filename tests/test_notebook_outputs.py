@@ -53,6 +53,7 @@ def test_a_report_printed_by_two_cells_is_found_with_both_cell_numbers():
 
 def test_one_cell_printing_a_report_twice_is_found():
     assert repeated_reports([(3, [stream(REPORT), result("1")]), (4, [stream(REPORT), stream(REPORT)])])
+    assert repeated_reports([(3, [stream(REPORT)]), (4, [result(REPORT)])]) == []  # a value shown, not printed
     assert repeated_reports([(3, [stream(REPORT + REPORT)])])  # nbval joins a cell's prints into one output
     assert repeated_reports([(3, [stream(REPORT)])]) == []
 
@@ -62,3 +63,11 @@ def test_short_repeats_and_different_numbers_are_not_reports():
              (3, [stream("epoch 1 loss 0.5\nepoch 2 loss 0.4\nepoch 3 loss 0.3\n")]),
              (4, [stream("epoch 1 loss 0.6\nepoch 2 loss 0.4\nepoch 3 loss 0.3\n")])]
     assert repeated_reports(cells) == []
+
+
+def test_a_value_shown_twice_on_purpose_is_not_a_report():
+    """Lesson 03 shows the same tensor from a hand-written up-convolution and from ConvTranspose2d."""
+    tensor = "tensor([[ 1.0000,  0.5000,  2.0000,  1.0000],\n        [ 0.2500, -1.0000,  0.5000, -2.0000],\n" \
+             "        [ 3.0000,  1.5000,  4.0000,  2.0000],\n        [ 0.7500, -3.0000,  1.0000, -4.0000]])"
+    assert repeated_reports([(2, [result(tensor)]), (4, [result(tensor)])]) == []
+    assert repeated_reports([(2, [stream(tensor)]), (4, [stream(tensor)])])  # printed twice: still a report

@@ -48,11 +48,15 @@ def leaked_reprs(outputs: Iterable[Any]) -> list[str]:
 def repeated_reports(cells: Iterable[tuple[int, Iterable[Any]]], size: int = MIN_REPORT_LINES) -> list[str]:
     """Reports printed twice in one notebook: 'cell A and cell B both print:' and the repeated lines,
     for every two outputs (of two cells, or of one cell) that share a run of `size` or more identical
-    non-blank lines. cells: (cell number, its outputs) in notebook order. README.md."""
+    non-blank lines. Only printed text counts (stream outputs): a value a cell shows again on purpose,
+    such as a tensor computed two ways, is not a report. cells: (cell number, its outputs) in
+    notebook order. README.md."""
     seen: dict[str, int] = {}  # a run of `size` stripped lines -> the first cell that printed it
     found: dict[tuple[int, int], list[str]] = {}
     for number, outputs in cells:
         for output in outputs:
+            if not _printed(output):
+                continue  # a cell's value (e.g. a tensor shown again to show two ways agree) is no report
             lines = [line.strip() for line in output_text(output).splitlines() if line.strip()]
             repeated: dict[int, set[int]] = {}  # earlier cell -> the line numbers it printed already
             blocks = ["\n".join(lines[k:k + size]) for k in range(len(lines) - size + 1)]
@@ -66,3 +70,8 @@ def repeated_reports(cells: Iterable[tuple[int, Iterable[Any]]], size: int = MIN
             for block in blocks:
                 seen.setdefault(block, number)
     return [f"cell {a} and cell {b} both print:\n" + "\n".join(rows) for (a, b), rows in found.items()]
+
+
+def _printed(output: Any) -> bool:
+    get = output.get if hasattr(output, "get") else (lambda key, default=None: getattr(output, key, default))
+    return get("output_type") == "stream"
