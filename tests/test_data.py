@@ -476,3 +476,27 @@ def test_train_transform_has_the_elastic_deformation_and_is_seeded():
         assert np.array_equal(a["image"], b["image"]) and np.array_equal(a["mask"], b["mask"])
     with pytest.raises(ValueError, match="grid of at least 2"):
         GridElastic(grid=1)
+
+
+def test_car_photo_is_the_datasets_item_and_defaults_to_the_toy_set(toy, tmp_path, monkeypatch):
+    """Lessons 00-03 look at a photo with car_photo before lesson 05 teaches CarvanaDataset."""
+    from course_utils import car_photo
+
+    image, mask = car_photo(3, toy)
+    want_image, want_mask = CarvanaDataset(toy)[3]
+    assert torch.equal(image, want_image) and torch.equal(mask, want_mask)
+    assert image.shape == (3, *SIZE) and set(mask.unique().tolist()) <= {0.0, 1.0}
+    monkeypatch.setenv("UNET_COURSE_DATA", str(tmp_path))  # no real Carvana there: the toy set is drawn
+    image, mask = car_photo(0)
+    assert image.shape[0] == 3 and (tmp_path / "toy_carvana" / "train").is_dir()
+
+
+def test_split_by_image_shares_nearly_every_car(toy):
+    """The wrong split lessons 05 and 06 measure: photos at random, so cars land on both sides."""
+    from course_utils import split_by_image
+
+    ids = sorted(p.stem for p in (toy / "train").glob("*.jpg"))
+    train, val = split_by_image(list(reversed(ids)), 0.25, seed=1)
+    assert sorted(train + val) == ids and len(val) == round(0.25 * len(ids))
+    assert sorted(split_by_image(ids, 0.25, seed=1)[1]) == sorted(val)  # the same split in any order of the ids
+    assert split_summary(train, val)["shared_cars"] == 6  # all six cars on both sides

@@ -144,10 +144,10 @@ def car_photo(index: int = 0, root: str | Path | None = None) -> tuple[torch.Ten
     CarvanaDataset(root)[index]). Lesson 00.
     """
     if root is None:
-        from ..environment import data_root, has_dataset
+        from ..environment import dataset_dir, has_dataset
         from .toy_carvana import ensure_toy_carvana
 
-        root = data_root() / "carvana" if has_dataset("carvana") else ensure_toy_carvana()
+        root = dataset_dir("carvana") if has_dataset("carvana") else ensure_toy_carvana()
     return CarvanaDataset(root)[index]
 
 
