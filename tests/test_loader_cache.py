@@ -184,3 +184,16 @@ def test_real_samples_too_large_for_draft_mode_are_decoded_by_torchvision_exactl
     decoded.clear()
     CarvanaDataset(real_carvana, transform=eval_transform((320, 480)), size=(320, 480), cache_dir=tmp_path)
     assert decoded == []  # where draft mode can shrink, PIL decodes
+
+
+def test_without_torchvision_decoding_the_whole_jpeg_comes_from_pil(real_carvana, monkeypatch):
+    """torchvision 0.29 deprecates its image decoding; where it is gone, PIL decodes the same pixels."""
+    import sys
+
+    from course_utils.data.cache import decode_whole_jpeg
+
+    photo = sorted((real_carvana / "train").glob("*.jpg"))[0]
+    with_torchvision = decode_whole_jpeg(photo)
+    monkeypatch.setitem(sys.modules, "torchvision.io", None)  # `from torchvision.io import ...` now fails
+    without = decode_whole_jpeg(photo)
+    assert without.shape == with_torchvision.shape == (1280, 1918, 3) and np.array_equal(without, with_torchvision)

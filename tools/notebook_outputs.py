@@ -22,13 +22,17 @@ LEAKED = re.compile(
 MIN_REPORT_LINES = 3  # a repeated block of this many non-blank lines is a report printed twice
 
 
+def _field(output: Any, key: str, default: Any = None) -> Any:
+    """One field of an output, whether nbformat gives it as a dict or as an object."""
+    return output.get(key, default) if hasattr(output, "get") else getattr(output, key, default)
+
+
 def output_text(output: Any) -> str:
     """The text a learner reads in one output: a stream's text, or a result's text/plain. README.md."""
-    get = output.get if hasattr(output, "get") else (lambda key, default=None: getattr(output, key, default))
-    if get("output_type") == "stream":
-        text = get("text", "")
+    if _field(output, "output_type") == "stream":
+        text = _field(output, "text", "")
     else:
-        text = (get("data", {}) or {}).get("text/plain", "")
+        text = (_field(output, "data") or {}).get("text/plain", "")
     return "".join(text) if isinstance(text, list) else str(text)
 
 
@@ -38,7 +42,7 @@ def leaked_reprs(outputs: Iterable[Any]) -> list[str]:
     shown). Empty when the cell is clean. README.md."""
     found = []
     for output in outputs:
-        data = output.get("data", {}) if hasattr(output, "get") else getattr(output, "data", {}) or {}
+        data = _field(output, "data") or {}
         if set(data) - {"text/plain"}:
             continue  # the browser shows the image or HTML, not this text
         found += [m.group(0) for m in LEAKED.finditer(output_text(output))]
@@ -55,7 +59,7 @@ def repeated_reports(cells: Iterable[tuple[int, Iterable[Any]]], size: int = MIN
     found: dict[tuple[int, int], list[str]] = {}
     for number, outputs in cells:
         for output in outputs:
-            if not _printed(output):
+            if _field(output, "output_type") != "stream":
                 continue  # a cell's value (e.g. a tensor shown again to show two ways agree) is no report
             lines = [line.strip() for line in output_text(output).splitlines() if line.strip()]
             repeated: dict[int, set[int]] = {}  # earlier cell -> the line numbers it printed already
@@ -70,8 +74,3 @@ def repeated_reports(cells: Iterable[tuple[int, Iterable[Any]]], size: int = MIN
             for block in blocks:
                 seen.setdefault(block, number)
     return [f"cell {a} and cell {b} both print:\n" + "\n".join(rows) for (a, b), rows in found.items()]
-
-
-def _printed(output: Any) -> bool:
-    get = output.get if hasattr(output, "get") else (lambda key, default=None: getattr(output, key, default))
-    return get("output_type") == "stream"

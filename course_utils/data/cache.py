@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .carvana_files import find_masks, image_error, image_ids, image_path, read_mask, size_mismatch
+from .carvana_files import find_masks, image_error, image_ids, image_path, read_image, read_mask, size_mismatch
 from .folders import remove_abandoned_partials
 from .transforms import resize
 
@@ -118,8 +118,7 @@ def decode_whole_jpeg(path: Path) -> np.ndarray:
     try:
         from torchvision.io import ImageReadMode, decode_jpeg, read_file
     except ImportError:  # torchvision without image decoding: PIL gives the same pixels, a little slower
-        with Image.open(path) as im:
-            return np.asarray(im.convert("RGB"))
+        return read_image(path)
     return decode_jpeg(read_file(str(path)), mode=ImageReadMode.RGB).permute(1, 2, 0).numpy()
 
 
