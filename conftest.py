@@ -13,7 +13,7 @@ os.environ.setdefault("TQDM_MININTERVAL", "5")
 
 
 def _link_real_isbi2012() -> None:
-    """Lesson 11 and the ISBI 2012 task read <data root>/isbi2012, which a learner downloads on first
+    """Lesson 13 and the ISBI 2012 task read <data root>/isbi2012, which a learner downloads on first
     use; tests never download, so that folder points at the real stacks of ../shared/real_samples."""
     default = Path(__file__).resolve().parent.parent / "shared" / "real_samples"
     real = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or default) / "isbi2012"

@@ -1,4 +1,4 @@
-"""Where torchvision's image ops could replace the course's own code: measured, not assumed (lesson 12).
+"""Where torchvision's image ops could replace the course's own code: measured, not assumed (lesson 14).
 
     python benchmarks/torchvision_ops.py                     # the real Carvana samples, 1280 x 1918
     python benchmarks/torchvision_ops.py --size 320 480 --repeat 10

@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
     "output_length": "model",
     "TwoHeadUNet": "model",
     "NoSkipUNet": "model",
-    # encoders.py and metrics.py (lessons 08 and 12): torchvision classifiers as the contracting path,
+    # encoders.py and metrics.py (lessons 09 and 14): torchvision classifiers as the contracting path,
     # the baselines U-Net answered, and the error along a mask's outline
     "EncoderUNet": "encoders",
     "TorchvisionSegmenter": "encoders",
@@ -58,7 +58,7 @@ _EXPORTS: dict[str, str] = {
     "ConfusionMatrix": "metrics",
     "depth_metrics": "metrics",
     "DepthMetrics": "metrics",
-    # evaluation.py (lessons 07-09)
+    # evaluation.py (lessons 07-10)
     "predict_probabilities": "inference",
     "forward": "inference",
     "evaluating": "inference",
@@ -66,7 +66,7 @@ _EXPORTS: dict[str, str] = {
     "summarize": "evaluation",
     "threshold_sweep": "evaluation",
     "evaluate_segmentation": "evaluation",
-    # inference.py and predict.py (lesson 07)
+    # inference.py and predict.py (lessons 08 and 13)
     "predict_tiled": "inference",
     "predict_stack": "inference",
     "predict_stack_file": "predict",
@@ -110,7 +110,7 @@ _EXPORTS: dict[str, str] = {
     "ARCHIVES": "data",
     "RULES_URL": "data",
     "RAW_IDS": "data",
-    # em_metrics.py (lesson 11): the ISBI 2012 challenge's metrics
+    # em_metrics.py (lesson 13): the ISBI 2012 challenge's metrics
     "pixel_error": "em_metrics",
     "rand_error": "em_metrics",
     "rand_scores": "em_metrics",
@@ -123,7 +123,7 @@ _EXPORTS: dict[str, str] = {
     "split_merge": "em_metrics",
     # tasks/ (lesson 06): the data sets the engine trains on
     "get_task": "tasks",
-    # data/isbi2012.py and data/download.py (lesson 11): the paper's EM data
+    # data/isbi2012.py and data/download.py (lesson 13): the paper's EM data
     "ISBI2012Dataset": "data",
     "read_isbi2012": "data",
     "check_isbi2012": "data",
@@ -135,9 +135,9 @@ _EXPORTS: dict[str, str] = {
     "ensure_isbi2012": "data",
     "read_stack": "data",
     "write_stack": "data",
-    # data/transforms.py (lesson 10): the paper's elastic deformation
+    # data/transforms.py (lesson 12): the paper's elastic deformation
     "paper_sigma": "data",
-    # paper.py (lesson 10)
+    # paper.py (lesson 12)
     "touching_cells": "paper",
     "separation_border": "paper",
     "separated_foreground": "paper",

@@ -1,4 +1,4 @@
-"""The ISBI 2012 challenge's metrics: pixel error and Rand error, per slice and held out (lesson 11).
+"""The ISBI 2012 challenge's metrics: pixel error and Rand error, per slice and held out (lesson 13).
 
 Masks follow the labels' convention: cell = True / 1 / 255, membrane = False / 0. Cells are the
 connected components of the cell pixels (4-connectivity, as the organisers' Fiji code labels them).
@@ -107,7 +107,7 @@ def pixel_error(pred: Array, target: Array) -> float:
     >>> pixel_error(np.array([[255, 0]]), np.array([[255, 255]]))
     0.5
 
-    Lesson 11.
+    Lesson 13.
     """
     p, t = _pair(pred, target)
     return float((p != t).mean())
@@ -144,7 +144,7 @@ def rand_scores(pred: Array, target: Array) -> dict[str, float | int]:
     >>> rand_scores(np.full((4, 5), 255), truth)["rand_error"]   # predicted as one: 4/11
     0.36363636363636365
 
-    Lesson 11.
+    Lesson 13.
     """
     p, t = _pair(pred, target)
     true_labels, pred_labels = _cells_stack(t), _cells_stack(p)
@@ -165,7 +165,7 @@ def rand_scores(pred: Array, target: Array) -> dict[str, float | int]:
 
 
 def rand_error(pred: Array, target: Array) -> float:
-    """1 - the foreground-restricted Rand F-score of a predicted cell mask; see rand_scores. Lesson 11."""
+    """1 - the foreground-restricted Rand F-score of a predicted cell mask; see rand_scores. Lesson 13."""
     return rand_scores(pred, target)["rand_error"]
 
 
@@ -185,7 +185,7 @@ def _cell_prediction(prob_or_mask: Array, threshold: float) -> np.ndarray:
 
 def em_scores(prob_or_mask: Array, target: Array, threshold: float = 0.5) -> dict[str, float]:
     """Pixel and Rand error of one slice: probabilities in [0, 1] (cell where prob > threshold) or
-    a mask, against the true mask. Lesson 11."""
+    a mask, against the true mask. Lesson 13."""
     pred = _cell_prediction(prob_or_mask, threshold)
     return {"pixel_error": pixel_error(pred, target), "rand_error": rand_error(pred, target)}
 
@@ -199,7 +199,7 @@ def _stack(x: Array, name: str) -> np.ndarray:
 
 
 def em_scores_per_slice(probs: Array, targets: Array, threshold: float = 0.5) -> list[dict[str, float]]:
-    """em_scores of each slice of a stack, as records {"slice", "pixel_error", "rand_error"}. Lesson 11."""
+    """em_scores of each slice of a stack, as records {"slice", "pixel_error", "rand_error"}. Lesson 13."""
     probs, targets = _stack(probs, "probs"), _stack(targets, "targets")
     if len(probs) != len(targets):
         raise ValueError(f"{len(probs)} predicted slices but {len(targets)} true ones; give one per slice.")
@@ -207,7 +207,7 @@ def em_scores_per_slice(probs: Array, targets: Array, threshold: float = 0.5) ->
 
 
 def mean_scores(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """The mean of every score in per-slice records (all keys but "slice"), and n_slices. Lesson 11."""
+    """The mean of every score in per-slice records (all keys but "slice"), and n_slices. Lesson 13."""
     if not records:
         raise ValueError("no records to average: score at least one slice.")
     keys = [k for k in records[0] if k != "slice"]
@@ -216,7 +216,7 @@ def mean_scores(records: Sequence[dict[str, Any]]) -> dict[str, float]:
 
 def threshold_sweep_em(probs: Array, targets: Array, thresholds: Sequence[float] | None = None) -> list[dict]:
     """Mean per-slice pixel and Rand error at each threshold (default 0.1, ..., 0.9): records
-    {"threshold", "pixel_error", "rand_error"}. Choose the threshold on held-out slices. Lesson 11."""
+    {"threshold", "pixel_error", "rand_error"}. Choose the threshold on held-out slices. Lesson 13."""
     thresholds = [round(0.1 * k, 2) for k in range(1, 10)] if thresholds is None else list(thresholds)
     if not thresholds or not all(0 <= t <= 1 for t in thresholds):
         raise ValueError(f"thresholds must be probabilities between 0 and 1, got {thresholds}.")
@@ -245,7 +245,7 @@ class EMScores:
     >>> scores.update(logits, {"mask": masks, "weight": w}, loss=0.3)   # (B, 1, H, W) each
     >>> scores.compute()["val_rand_error"]
 
-    Lesson 11.
+    Lesson 13.
     """
 
     def __init__(self, threshold: float = 0.5, thresholds: Sequence[float] = LEADERBOARD_THRESHOLDS) -> None:
@@ -324,7 +324,7 @@ def baseline_scores(train_images: Array, train_labels: Array, images: Array, lab
     "all cell": 255 everywhere (pixel error = the share of membrane; one giant cell).
     "grey threshold": cell where the grey value > t, t chosen on the training slices to give the
     fewest wrong pixels (cells are brighter than membranes), then applied to the held-out slices.
-    Each entry: pixel_error, rand_error, threshold (None for "all cell"), n_slices. Lesson 11.
+    Each entry: pixel_error, rand_error, threshold (None for "all cell"), n_slices. Lesson 13.
     """
     train_images, images = _grey(train_images, "train_images"), _grey(images, "images")
     train_cells = _values(_stack(train_labels, "train_labels"), "train_labels")
@@ -352,7 +352,7 @@ def split_merge(pred: Array, target: Array, min_pixels: int = 50, min_fraction: 
     pixel or two over a membrane into its neighbour is not a merge. merged: predicted cells that
     substantially overlap 2+ true cells; split: true cells substantially overlapped by 2+
     predicted cells. merged_cells / split_cells list their labels in cell labels of pred / target
-    (4-connected components, as rand_scores labels them), e.g. to colour them. Lesson 11.
+    (4-connected components, as rand_scores labels them), e.g. to colour them. Lesson 13.
     """
     p, t = _pair(pred, target)
     if p.ndim != 2:

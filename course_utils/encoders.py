@@ -3,7 +3,7 @@ winning teams built theirs (TernausNet: VGG11; others ResNet-34), with the cours
 the expanding path. The classifier's stages give the skips; the input is normalised the way
 ImageNet-pretrained weights expect, so `weights="imagenet"` starts from features that already
 see edges, textures and parts instead of from random numbers. `TorchvisionSegmenter` adapts the
-baselines U-Net is compared with (torchvision's FCN and LR-ASPP) to the same interface (lesson 12).
+baselines U-Net is compared with (torchvision's FCN and LR-ASPP) to the same interface (lesson 14).
 
 >>> net = EncoderUNet("resnet34")                  # weights=None: the architecture, untrained
 >>> net(torch.rand(1, 3, 64, 96)).shape
@@ -19,7 +19,7 @@ from torch import nn
 from .model import Up, nearest_valid_sizes
 
 ENCODERS = ("vgg11", "resnet34")
-SEGMENTERS = ("fcn_resnet50", "lraspp_mobilenet_v3_large")  # torchvision's baselines (lesson 12)
+SEGMENTERS = ("fcn_resnet50", "lraspp_mobilenet_v3_large")  # torchvision's baselines (lesson 14)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # the statistics torchvision's ImageNet weights were trained with
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -37,7 +37,7 @@ class EncoderUNet(nn.Module):
     in_channels: 3; for 1 (greyscale) the first conv's RGB kernels are summed, so pretrained
         features still apply. Sides must be multiples of 2**depth (16 for vgg11, 32 for resnet34).
 
-    Lesson 12.
+    Lesson 14.
     """
 
     def __init__(self, encoder: str = "resnet34", in_channels: int = 3, out_channels: int = 1,
@@ -101,7 +101,7 @@ class TorchvisionSegmenter(nn.Module):
     >>> TorchvisionSegmenter("lraspp_mobilenet_v3_large")(torch.rand(2, 3, 64, 96)).shape
     torch.Size([2, 1, 64, 96])
 
-    Lesson 12.
+    Lesson 14.
     """
 
     def __init__(self, name: str = "fcn_resnet50", out_channels: int = 1, bn_momentum: float | None = 0.1):
@@ -123,7 +123,7 @@ class TorchvisionSegmenter(nn.Module):
 
 def torchvision_classifier(encoder: str, weights: str | Path | None = None) -> nn.Module:
     """torchvision's VGG11 (with BatchNorm: vgg11_bn) or ResNet-34, random, ImageNet-pretrained
-    through torchvision's weights API, or loaded from a saved state dict. Lesson 12."""
+    through torchvision's weights API, or loaded from a saved state dict. Lesson 14."""
     torchvision = _torchvision()
     build = {"vgg11": torchvision.models.vgg11_bn, "resnet34": torchvision.models.resnet34}[encoder]
     if weights is None or str(weights) == "none":

@@ -144,7 +144,7 @@ def validate(model: nn.Module, loader: DataLoader, loss_fn: Callable, device: to
 
 
 def make_optimizer(model: nn.Module, lr: float, weight_decay: float = 1e-4) -> torch.optim.Optimizer:
-    """AdamW: Adam's per-weight step sizes (forgiving about lr), with decoupled weight decay. Lessons 06 and 10."""
+    """AdamW: Adam's per-weight step sizes (forgiving about lr), with decoupled weight decay. Lessons 06 and 12."""
     return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
 
 

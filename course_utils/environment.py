@@ -26,9 +26,9 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DATASETS: dict[str, tuple[str, str]] = {
     "carvana": ("train_masks.csv", "python -m course_utils.data download carvana  (Kaggle; lesson 05)"),
     "toy_carvana": ("train_masks.csv", "made on first use, or: python -c 'import course_utils as c; c.ensure_toy_carvana()'"),
-    "nyuv2": ("nyu_depth_v2_labeled.mat", "python -m course_utils.data download nyuv2  (2.97 GB; lesson 09)"),
-    "toy_nyuv2": ("nyu_depth_v2_labeled.mat", "python -m course_utils.data toy nyuv2  (or ensure_toy_nyuv2(); lesson 09)"),
-    "isbi2012": ("train-labels.tif", "python -m course_utils.data download isbi2012  (24 MB; lesson 11)"),
+    "nyuv2": ("nyu_depth_v2_labeled.mat", "python -m course_utils.data download nyuv2  (2.97 GB; lesson 10)"),
+    "toy_nyuv2": ("nyu_depth_v2_labeled.mat", "python -m course_utils.data toy nyuv2  (or ensure_toy_nyuv2(); lesson 10)"),
+    "isbi2012": ("train-labels.tif", "python -m course_utils.data download isbi2012  (24 MB; lesson 13)"),
 }
 
 

@@ -1,7 +1,7 @@
 """Score a trained model image by image: probabilities, per-image records, threshold choice.
 
-Lesson 07 uses these to find the worst cases, choose a threshold and compare flip
-test-time augmentation; lesson 09 scores multi-class models with a confusion matrix.
+Lesson 07 uses these to find the worst cases and choose a threshold, lesson 08 to compare flip
+test-time augmentation; lesson 10 scores multi-class models with a confusion matrix.
 """
 from __future__ import annotations
 
@@ -124,7 +124,7 @@ def threshold_sweep(model: nn.Module, loader: DataLoader, thresholds: Sequence[f
             "n_images": n}
 
 
-# ---------------------------------------------------------------------------- classes (lesson 09)
+# ---------------------------------------------------------------------------- classes (lesson 10)
 
 
 def evaluate_segmentation(model: nn.Module, loader: DataLoader, num_classes: int, *, ignore_index: int | None = None,
@@ -137,7 +137,7 @@ def evaluate_segmentation(model: nn.Module, loader: DataLoader, num_classes: int
 
     One confusion matrix summed over every labelled pixel (labels == ignore_index skipped), so
     the scores are exact for the whole set: confusion_matrix ((C, C) int64 tensor, rows true),
-    iou_per_class, mean_iou (over classes present), pixel_accuracy, mean_accuracy, n_images. Lesson 09.
+    iou_per_class, mean_iou (over classes present), pixel_accuracy, mean_accuracy, n_images. Lessons 10 and 11.
     """
     cm = ConfusionMatrix(num_classes, ignore_index)
     n = 0

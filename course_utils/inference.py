@@ -9,7 +9,7 @@ run models through here.
 Memory on the device is bounded by the tile (times `batch_size`), not by the image, so a
 1918 x 1280 Carvana photo runs on a small GPU. For the paper's unpadded ("valid") network the
 tiled result equals ONE pass over the whole mirror-padded image (to float rounding); a
-"same"-padded network's tiles overlap and only each tile's centre is kept. Lessons 02, 07, 11.
+"same"-padded network's tiles overlap and only each tile's centre is kept. Lessons 02, 07, 08, 13.
 
 >>> from course_utils import UNet
 >>> net = UNet(3, 1, base_channels=4, depth=2, padding="valid", batch_norm=False)
@@ -52,7 +52,7 @@ def forward(model: nn.Module, images: torch.Tensor, amp_dtype: torch.dtype | Non
         images = images.contiguous(memory_format=torch.channels_last)
     with torch.autocast(images.device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None):
         logits = model(images)
-    if isinstance(logits, dict):  # the two-headed U-Net (lesson 09)
+    if isinstance(logits, dict):  # the two-headed U-Net (lesson 11)
         return {k: v.float() for k, v in logits.items()}
     return logits.float()
 
@@ -67,12 +67,12 @@ DIHEDRAL: tuple[tuple[int, bool], ...] = tuple((k, flip) for flip in (False, Tru
 
 
 def turn(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """(..., H, W) mirrored left-right when flip, then turned k quarter turns counter-clockwise. Lessons 07 and 11."""
+    """(..., H, W) mirrored left-right when flip, then turned k quarter turns counter-clockwise. Lessons 08 and 13."""
     return torch.rot90(image.flip(-1) if flip else image, k, dims=(-2, -1))
 
 
 def turn_back(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
-    """The inverse of turn: a prediction of the turned image, put back in the image's place. Lessons 07 and 11."""
+    """The inverse of turn: a prediction of the turned image, put back in the image's place. Lessons 08 and 13."""
     back = torch.rot90(image, -k, dims=(-2, -1))
     return back.flip(-1) if flip else back
 
@@ -80,7 +80,7 @@ def turn_back(image: torch.Tensor, k: int, flip: bool) -> torch.Tensor:
 def averaged_over(views: tuple[tuple[int, bool], ...], predict: Callable[[torch.Tensor, int], torch.Tensor],
                   image: torch.Tensor) -> torch.Tensor:
     """Test-time augmentation: the mean of predict(turned image, k), each turned back into place.
-    predict gets the quarter turns k too (a (h, w) tile is (w, h) for an odd k). Lessons 07, 11."""
+    predict gets the quarter turns k too (a (h, w) tile is (w, h) for an odd k). Lessons 08 and 13."""
     total = None
     for k, flip in views:
         out = turn_back(predict(turn(image, k, flip), k), k, flip)
@@ -127,7 +127,7 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, *, tta: bool =
     amp_dtype: autocast dtype (torch.bfloat16 / torch.float16 on a GPU), None for float32.
     channels: the output channels that hold the scores, e.g. slice(0, 13) for a model whose
     last channel is depth; None: all of them. A model returning {"seg", "depth"} (TwoHeadUNet,
-    lesson 09) is scored on its "seg" output. Lesson 07.
+    lesson 11) is scored on its "seg" output. Lesson 07.
     """
     images = torch.as_tensor(images)
     if images.ndim != 4:
@@ -150,7 +150,7 @@ def predict_probabilities(model: nn.Module, images: torch.Tensor, *, tta: bool =
 
 def as_chw(image, channels: int) -> torch.Tensor:
     """(C, H, W) float tensor from (C, H, W), (1, C, H, W), or a uint8 (H, W, C) array / (C, H, W) tensor;
-    a one-channel model also takes an (H, W) array (a greyscale EM slice as read_stack gives). Lessons 07 and 11."""
+    a one-channel model also takes an (H, W) array (a greyscale EM slice as read_stack gives). Lessons 07 and 13."""
     if isinstance(image, np.ndarray):
         if image.ndim == 2 and channels == 1:
             image = image[..., None]
@@ -186,7 +186,7 @@ def predict_tiled(model: nn.Module, image: torch.Tensor, tile_size: int | tuple[
         uses (w, h). tta="flip": only the image and its left-right mirror (2x the work).
 
     The model runs in eval mode without gradients; its train/eval mode is restored afterwards.
-    For a valid network the result equals one pass over the mirror-padded whole image. Lessons 07 and 11.
+    For a valid network the result equals one pass over the mirror-padded whole image. Lessons 08 and 13.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be 1 or more, got {batch_size}.")
@@ -243,7 +243,7 @@ def predict_stack(model: nn.Module, stack: np.ndarray, *, tile_size: int | tuple
     >>> predict_stack(net, np.zeros((2, 40, 56), np.uint8), tile_size=64, progress=False).shape
     (2, 40, 56)
 
-    Lesson 11.
+    Lesson 13.
     """
     from tqdm.auto import tqdm
 

@@ -1,4 +1,4 @@
-"""Losses: binary segmentation (lesson 06), then classes and depth for NYU Depth V2 (lesson 09).
+"""Losses: binary segmentation (lesson 06), then classes and depth for NYU Depth V2 (lesson 10).
 
 The network outputs logits (N, 1, H, W); the targets are masks of the same shape with values
 {0, 1}. Why two terms:
@@ -78,7 +78,7 @@ class BCEDiceLoss(nn.Module):
         return self.bce_weight * bce + (1 - self.bce_weight) * self.dice(logits, target)
 
 
-# ---------------------------------------------------------------------------- lesson 09: classes and depth
+# ---------------------------------------------------------------------------- lesson 10: classes and depth
 
 
 def class_weights(counts: Tensor, method: str = "median") -> Tensor:
@@ -86,7 +86,7 @@ def class_weights(counts: Tensor, method: str = "median") -> Tensor:
 
     "median": median frequency balancing (Eigen & Fergus 2015): median(freq) / freq_c, so a
     class of median frequency weighs 1. "inverse_sqrt": 1 / sqrt(freq_c), milder; rescaled
-    to average 1 over the classes. A class never seen gets weight 0 (it has no pixels to weigh). Lesson 09.
+    to average 1 over the classes. A class never seen gets weight 0 (it has no pixels to weigh). Lesson 10.
     """
     counts = torch.as_tensor(counts, dtype=torch.float64)
     seen = counts > 0
@@ -105,7 +105,7 @@ def class_weights(counts: Tensor, method: str = "median") -> Tensor:
 
 
 def masked_l1(pred: Tensor, target: Tensor) -> Tensor:
-    """Mean |pred - target| over valid pixels (target > 0: NYUv2 marks missing depth with 0). Lesson 09."""
+    """Mean |pred - target| over valid pixels (target > 0: NYUv2 marks missing depth with 0). Lesson 11."""
     valid = target > 0
     if not bool(valid.any()):
         return pred.sum() * 0  # no valid pixel in the batch: no signal, but keep the graph
@@ -117,7 +117,7 @@ def silog_loss(pred: Tensor, target: Tensor, variance_focus: float = 0.85) -> Te
 
     With g = log pred - log target: mean(g^2) - variance_focus * mean(g)^2. variance_focus = 1
     ignores a global scale error entirely; 0 is plain squared log error; 0.85 (common since
-    BTS, 2019) mostly ignores it. Returns the square root, which is on the scale of log depth. Lesson 09.
+    BTS, 2019) mostly ignores it. Returns the square root, which is on the scale of log depth. Lesson 11.
     """
     valid = target > 0
     if not bool(valid.any()):
@@ -133,7 +133,7 @@ class SegDepthLoss(nn.Module):
     {"seg": labels (N, H, W) int64, "depth": metres (N, 1, H, W), 0 = missing}. Either key may be
     missing from both (a segmentation-only or depth-only model). depth_loss: "l1" (metres) or
     "silog". The default weights: cross-entropy starts near log(C) (2.6 for 13 classes) and L1
-    near 1 m, so equal weights give both tasks a similar pull at the start. Lesson 09.
+    near 1 m, so equal weights give both tasks a similar pull at the start. Lesson 11.
     """
 
     def __init__(self, ignore_index: int = 255, class_weights: Tensor | None = None, depth_loss: str = "l1",

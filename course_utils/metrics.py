@@ -1,5 +1,5 @@
 """Segmentation and depth metrics: binary overlap scores (lesson 07), confusion matrix and mIoU,
-depth errors (lesson 09), and accumulators that score a whole loader batch by batch.
+depth errors (lesson 11), and accumulators that score a whole loader batch by batch.
 
 Binary functions take `pred` and `target` of the same shape (N, ...) holding {0, 1}
 (bool, int or float: threshold logits first, e.g. ``logits > 0``) and a reduction:
@@ -161,7 +161,7 @@ class BinaryMetrics:
         return {"dice": dice, "iou": iou, **{k: float(v) for k, v in pooled.items()}, "n_images": self.n_images}
 
 
-# ---------------------------------------------------------------------------- classes (lesson 09)
+# ---------------------------------------------------------------------------- classes (lesson 10)
 
 
 def _labels(x: torch.Tensor, name: str) -> torch.Tensor:
@@ -192,7 +192,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 
     pred: labels of target's shape (e.g. (N, H, W) ints; binary masks {0, 1} with num_classes=2),
     or class scores / logits (N, C, H, W) whose argmax over C is taken. Pixels whose target is
-    ignore_index (e.g. NYUv2's unlabelled 0 or 255) are skipped. Lesson 09.
+    ignore_index (e.g. NYUv2's unlabelled 0 or 255) are skipped. Lesson 10.
     """
     pred, target = torch.as_tensor(pred), torch.as_tensor(target)
     if num_classes < 1:
@@ -219,7 +219,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 def iou_per_class(cm: torch.Tensor, ignore_index: int | None = None) -> torch.Tensor:
     """(C,) float64 IoU of each class from a confusion matrix: TP / (TP + FP + FN);
     nan for a class in neither prediction nor target (nothing to score), and for ignore_index
-    when it is one of the C labels (predicting it on a labelled pixel still counts as a miss). Lesson 09."""
+    when it is one of the C labels (predicting it on a labelled pixel still counts as a miss). Lesson 10."""
     cm = torch.as_tensor(cm).double()
     tp = cm.diagonal()
     union = cm.sum(0) + cm.sum(1) - tp
@@ -233,7 +233,7 @@ def confusion_scores(cm: torch.Tensor, ignore_index: int | None = None) -> dict[
     """Scores of a confusion matrix (rows true, columns predicted), counting labelled pixels only:
     mean_iou (over classes present in prediction or target), iou_per_class (nan: absent),
     pixel_accuracy, and mean_accuracy (per-class recall averaged over classes in the target).
-    A matrix with no pixels gives nan everywhere. ignore_index: as for `iou_per_class`. Lesson 09."""
+    A matrix with no pixels gives nan everywhere. ignore_index: as for `iou_per_class`. Lesson 10."""
     cm = torch.as_tensor(cm).double()
     iou = iou_per_class(cm, ignore_index)
     per_class_recall = cm.diagonal() / cm.sum(1)  # nan for classes absent from the target
@@ -248,7 +248,7 @@ def confusion_scores(cm: torch.Tensor, ignore_index: int | None = None) -> dict[
 
 def mean_iou(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int | None = None) -> float:
     """Mean IoU from one confusion matrix over all the pixels given (pooled, as for PASCAL VOC and
-    NYUv2), averaged over the classes present in prediction or target. Lesson 09."""
+    NYUv2), averaged over the classes present in prediction or target. Lesson 10."""
     return confusion_scores(confusion_matrix(pred, target, num_classes, ignore_index), ignore_index)["mean_iou"]
 
 
@@ -260,7 +260,7 @@ class ConfusionMatrix:
     ...     cm.update(model(images), labels)    # scores (N, C, H, W) or labels (N, H, W)
     >>> cm.mean_iou(), cm.pixel_accuracy()
 
-    Lesson 09.
+    Lesson 10.
     """
 
     def __init__(self, num_classes: int, ignore_index: int | None = None) -> None:
@@ -288,7 +288,7 @@ class ConfusionMatrix:
         return confusion_scores(self.matrix, self.ignore_index)
 
 
-# ---------------------------------------------------------------------------- depth (lesson 09)
+# ---------------------------------------------------------------------------- depth (lesson 10)
 
 DELTA = 1.25
 
@@ -318,7 +318,7 @@ def depth_metrics(pred: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
     """Depth errors over the valid pixels (target > 0 and finite; 0 marks missing depth):
     abs_rel = mean |p - t| / t, rmse = sqrt(mean (p - t)^2) (in the target's unit, metres for
     NYUv2), delta1/2/3 = fraction with max(p/t, t/p) < 1.25, 1.25^2, 1.25^3 (a prediction <= 0
-    never counts). All pixels of the batch are pooled, as `DepthMetrics` pools a test set. Lesson 09.
+    never counts). All pixels of the batch are pooled, as `DepthMetrics` pools a test set. Lesson 11.
     """
     return _depth_scores(_depth_sums(pred, target))
 
@@ -330,7 +330,7 @@ class DepthMetrics:
     mean over the set T of evaluated pixels, (1/|T|) sum over T, and we take T to be all valid
     pixels of the set. Pooling keeps an image with few valid pixels from counting as much as a
     full one, and sums make the result exact however the loader is batched. (Some later code
-    averages per-image errors instead; the two differ slightly, so compare like with like.) Lesson 09.
+    averages per-image errors instead; the two differ slightly, so compare like with like.) Lesson 11.
     """
 
     def __init__(self) -> None:
@@ -351,7 +351,7 @@ class DepthMetrics:
         return {**_depth_scores(self.sums), "n_images": self.n_images}
 
 
-# ---------------------------------------------------------------------------- outlines (lesson 12)
+# ---------------------------------------------------------------------------- outlines (lesson 14)
 
 
 def _spatial_masks(x: torch.Tensor) -> torch.Tensor:
@@ -374,7 +374,7 @@ def outline_band(target: torch.Tensor, width: int = 2) -> torch.Tensor:
     >>> outline_band(torch.tensor([[[0, 0, 0, 1, 1, 1, 1, 1]]]), width=2).int()  # 2 pixels either side
     tensor([[[0, 1, 1, 1, 1, 0, 0, 0]]], dtype=torch.int32)
 
-    Lessons 07, 08 and 12.
+    Lessons 07, 09 and 14.
     """
     if int(width) < 1:
         raise ValueError(f"width must be at least 1 pixel, got {width}.")
@@ -397,7 +397,7 @@ def outline_band_error(pred: torch.Tensor, target: torch.Tensor, width: int = 2)
     >>> outline_band_error(target, target), outline_band_error(1 - target, target, width=1)
     (tensor([0.], dtype=torch.float64), tensor([1.], dtype=torch.float64))
 
-    Lessons 08 and 12.
+    Lessons 09 and 14.
     """
     p, t = _flat_binary(pred, target)
     band = outline_band(target, width).reshape(t.shape)

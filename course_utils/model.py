@@ -147,7 +147,7 @@ class UNet(nn.Module):
         """The last decoder level's features (B, base_channels, h, w), before the 1x1 head.
 
         zero_skips: levels (0 = the finest, inc's output) whose skip is replaced by zeros, to see
-        what a trained network loses without it (lesson 08)."""
+        what a trained network loses without it (lesson 09)."""
         self._check_input(x)
         x = self.inc(x)
         skips = []
@@ -194,7 +194,7 @@ class NoSkipUNet(UNet):
     """UNet whose skips carry only zeros: the ablation that measures what the skips are worth.
 
     It keeps UNet's parameters (the skip half of each Up's first conv then multiplies zeros and
-    gets no gradient), so both nets have the same size. Lessons 04 and 08.
+    gets no gradient), so both nets have the same size. Lessons 04 and 09.
     """
 
     def features(self, x: torch.Tensor, zero_skips: Collection[int] = ()) -> torch.Tensor:
@@ -208,7 +208,7 @@ class TwoHeadUNet(UNet):
     The only change to UNet is one more 1x1 conv: both tasks share every other weight.
     forward returns a dict {"seg": (B, C, h, w) logits, "depth": (B, 1, h, w) metres}.
     The depth head predicts log-depth, so depth = exp(output) is always positive; its bias
-    starts at log(typical_depth) so the first predictions are of the right size. Lesson 09.
+    starts at log(typical_depth) so the first predictions are of the right size. Lesson 11.
     """
 
     def __init__(self, in_channels: int = 3, num_classes: int = 13, base_channels: int = 64, depth: int = 4,
@@ -228,7 +228,7 @@ def output_length(n: int, depth: int, padding: str) -> int | None:
     """Length of one output axis for an input of length n, or None if U-Net cannot take n.
 
     Same padding: n must divide by 2**depth. Valid padding: each DoubleConv takes 4 px, each
-    pool halves an even length, each up-conv doubles; every step must stay positive and even. Lessons 04 and 10.
+    pool halves an even length, each up-conv doubles; every step must stay positive and even. Lessons 04 and 12.
     """
     if padding == "same":
         return n if n > 0 and n % 2**depth == 0 else None

@@ -1,4 +1,4 @@
-"""The 2015 paper's own tricks that lessons 01-09 set aside, made runnable (lesson 10).
+"""The 2015 paper's own tricks that lessons 01-10 set aside, made runnable (lesson 12).
 
 - `touching_cells`: generated microscope-like images of cells that touch, with instance labels,
   so the paper's problem (separating touching objects of one class) can be run on a laptop.
@@ -126,7 +126,7 @@ def touching_cells(n: int = 1, size: int | tuple[int, int] = 128, seed: int = 0,
     packed so that most share a border with a neighbour; between touching cells the image shows
     only a faint darker line, as in phase-contrast or EM images.
     Returns (images float32 (n, H, W) in [0, 1], instances int32 (n, H, W): 0 background,
-    1..K one label per cell). The same seed gives the same images. Lesson 10.
+    1..K one label per cell). The same seed gives the same images. Lesson 12.
     """
     h, w = _pair(size)
     rng = np.random.default_rng(seed)
@@ -141,7 +141,7 @@ def touching_cells(n: int = 1, size: int | tuple[int, int] = 128, seed: int = 0,
 def separation_border(instances: np.ndarray) -> np.ndarray:
     """bool (..., H, W): cell pixels whose 3 x 3 neighbourhood holds another cell's label.
 
-    Between two touching cells this is a line 2 pixels wide (one on each side of the contact). Lesson 10.
+    Between two touching cells this is a line 2 pixels wide (one on each side of the contact). Lesson 12.
     """
     instances = np.asarray(instances)
     footprint = (1,) * (instances.ndim - 2) + (3, 3)  # filter each image on its own
@@ -154,7 +154,7 @@ def separation_border(instances: np.ndarray) -> np.ndarray:
 
 def separated_foreground(instances: np.ndarray) -> np.ndarray:
     """bool (..., H, W): the paper's binary target, cells minus the separation border, so
-    touching cells are split by a background gap. Lesson 10."""
+    touching cells are split by a background gap. Lesson 12."""
     return (np.asarray(instances) > 0) & ~separation_border(instances)
 
 
@@ -163,7 +163,7 @@ def separated_foreground(instances: np.ndarray) -> np.ndarray:
 
 def cell_distances(instances: np.ndarray) -> np.ndarray:
     """float32 (K, H, W): for each cell k (of the separated target), every pixel's Euclidean
-    distance to the nearest pixel of cell k (0 on the cell itself). Lesson 10."""
+    distance to the nearest pixel of cell k (0 on the cell itself). Lesson 12."""
     cells = np.where(separated_foreground(instances), instances, 0)
     labels = [k for k in np.unique(cells) if k > 0]
     if not labels:
@@ -174,7 +174,7 @@ def cell_distances(instances: np.ndarray) -> np.ndarray:
 def two_nearest(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(d1, d2), each (H, W): the smallest and second smallest of distances (K, H, W) over K.
 
-    With fewer than two cells the missing distances are +inf, so the border term is 0. Lesson 10.
+    With fewer than two cells the missing distances are +inf, so the border term is 0. Lesson 12.
     """
     distances = np.asarray(distances, np.float32)
     k = distances.shape[0]
@@ -186,14 +186,14 @@ def two_nearest(distances: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def border_term(d1: np.ndarray, d2: np.ndarray, w0: float = PAPER_W0, sigma: float = PAPER_SIGMA) -> np.ndarray:
-    """w0 * exp(-(d1 + d2)^2 / (2 sigma^2)): large in narrow gaps between two cells, ~0 elsewhere. Lesson 10."""
+    """w0 * exp(-(d1 + d2)^2 / (2 sigma^2)): large in narrow gaps between two cells, ~0 elsewhere. Lesson 12."""
     d = np.asarray(d1, np.float64) + np.asarray(d2, np.float64)
     return (w0 * np.exp(-(d**2) / (2 * sigma**2))).astype(np.float32)
 
 
 def class_frequency_weights(mask: np.ndarray) -> np.ndarray:
     """float32 (H, W) w_c: each pixel weighs freq(most frequent class) / freq(its class), so the
-    commoner class weighs 1 and the rarer one as much more as it is rarer. Lesson 10."""
+    commoner class weighs 1 and the rarer one as much more as it is rarer. Lesson 12."""
     mask = np.asarray(mask).astype(bool)
     fg = mask.mean()
     bg = 1 - fg
@@ -214,7 +214,7 @@ def weight_map(instances: np.ndarray, w0: float = PAPER_W0, sigma: float = PAPER
     term is added on background pixels of that target, the gaps between cells and the space
     around them (on cell pixels d1 is 0 and it would only echo the gap). w_c:
     `class_frequency_weights` of the target, or 1 everywhere with class_balance=False.
-    Returns float32 of the input's shape. Lesson 10.
+    Returns float32 of the input's shape. Lesson 12.
     """
     instances = np.asarray(instances)
     if instances.ndim == 3:
@@ -260,7 +260,7 @@ def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor | Non
 
     logits (N, C, H, W) with C >= 2 (softmax over C), or C = 1 (sigmoid, binary cross-entropy);
     target (N, H, W) class indices (or (N, 1, H, W)); weights (N, H, W) or None (all 1). The paper
-    sums over pixels; the mean differs by a constant and keeps the scale of plain cross-entropy. Lesson 10.
+    sums over pixels; the mean differs by a constant and keeps the scale of plain cross-entropy. Lesson 12.
     """
     if target.ndim == logits.ndim:
         target = target[:, 0]
@@ -280,7 +280,7 @@ def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor | Non
 
 def he_std(layer: nn.Module) -> float:
     """sqrt(2 / N), N = the inputs one output unit sees: in_channels * kh * kw for a conv (576 for
-    a 3x3 conv on 64 channels); for a strided transposed conv, divided by the stride's area. Lesson 10."""
+    a 3x3 conv on 64 channels); for a strided transposed conv, divided by the stride's area. Lesson 12."""
     if not isinstance(layer, (nn.Conv2d, nn.ConvTranspose2d)):
         raise TypeError(f"he_std takes a Conv2d or ConvTranspose2d, got {type(layer).__name__}.")
     kh, kw = layer.kernel_size
@@ -291,7 +291,7 @@ def he_std(layer: nn.Module) -> float:
 
 
 def paper_init_(model: nn.Module, generator: torch.Generator | None = None) -> nn.Module:
-    """Initialise every conv as the paper did: weights ~ N(0, he_std(conv)), biases 0. In place. Lesson 10."""
+    """Initialise every conv as the paper did: weights ~ N(0, he_std(conv)), biases 0. In place. Lesson 12."""
     with torch.no_grad():
         for m in model.modules():
             if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
@@ -305,7 +305,7 @@ def paper_init_(model: nn.Module, generator: torch.Generator | None = None) -> n
 
 
 def touching_pairs(instances: np.ndarray) -> list[tuple[int, int]]:
-    """Sorted (i, j), i < j, of the cells that share a border (are 8-neighbours somewhere). Lesson 10."""
+    """Sorted (i, j), i < j, of the cells that share a border (are 8-neighbours somewhere). Lesson 12."""
     lab = np.asarray(instances)
     h, w = lab.shape
     pairs = set()
@@ -320,7 +320,7 @@ def touching_pairs(instances: np.ndarray) -> list[tuple[int, int]]:
 def separated_pairs(pred: np.ndarray, instances: np.ndarray) -> tuple[int, int]:
     """(separated, total) over the touching pairs of `instances`: a pair is separated when each
     cell's core (its separated target) is mostly predicted foreground and the two cores fall in
-    different connected components (4-connected) of the predicted foreground `pred` (H, W). Lesson 10."""
+    different connected components (4-connected) of the predicted foreground `pred` (H, W). Lesson 12."""
     pred = np.asarray(pred).astype(bool)
     components, _ = ndimage.label(pred)
     core = np.where(separated_foreground(instances), instances, 0)

@@ -1,4 +1,4 @@
-"""Masks for new photos or EM stacks, and a Kaggle submission, from a trained checkpoint (lessons 07, 11).
+"""Masks for new photos or EM stacks, and a Kaggle submission, from a trained checkpoint (lessons 08, 13).
 
     python -m course_utils.predict --checkpoint runs/quick-demo/best.pt data/toy_carvana/train --out preds
     python -m course_utils.predict --checkpoint RUN/best.pt TEST_IMAGES/ --submission submission.csv.gz
@@ -17,7 +17,7 @@ mask format CarvanaDataset reads), DIR/<name>_overlay.png (the photo with the ca
 outlined), and with --submission the competition's file: a CSV `img,rle_mask` with one row per
 photo in the order given, the full-size mask run-length encoded (course_utils.rle).
 
-Stack mode (lesson 11), for .tif/.tiff inputs and a `--task isbi2012` checkpoint: each slice of
+Stack mode (lesson 13), for .tif/.tiff inputs and a `--task isbi2012` checkpoint: each slice of
 a multi-page 8-bit stack (test-volume.tif, or held-out slices saved with write_stack) is
 overlap-tiled whole with mirror padding at its border (predict_stack), with --tta averaged over its
 8 rotations and flips. Tile: --tile-size, else a valid network's training tile (the paper's 572),
@@ -62,7 +62,7 @@ HOW_TO_TRAIN = ("Train one with `python -m course_utils.train` (it writes runs/<
 
 
 def read_image(path: str | Path) -> np.ndarray:
-    """The photo at `path` as uint8 (H, W, 3) RGB; errors name the file and say what to do. Lesson 07."""
+    """The photo at `path` as uint8 (H, W, 3) RGB; errors name the file and say what to do. Lesson 08."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no image at {path}; check the path (a folder is read as all its .jpg/.png files).")
@@ -101,7 +101,7 @@ def predict_logits(model: nn.Module, image: np.ndarray | torch.Tensor, image_siz
         eval_transform resizes); None keeps the photo's size. The logits come back bilinearly.
     tile_size, overlap: run overlap-tile inference (predict_tiled) at that size; None: one pass
         over the whole (mirror-padded to fit) image.
-    tta: also run the left-right mirrored photo and average the two logit maps. Lesson 07.
+    tta: also run the left-right mirrored photo and average the two logit maps. Lesson 08.
     """
     photo = _as_uint8(image)
     height, width = photo.shape[:2]
@@ -125,7 +125,7 @@ def predict_image(model: nn.Module, image: np.ndarray | torch.Tensor, image_size
     """The binary mask uint8 (H, W) {0, 1} at the photo's own size: sigmoid(logits) > threshold.
 
     Arguments as predict_logits (options: tile_size, overlap, tta, batch_size, amp_dtype); the
-    logits are resized to the photo's size before the threshold. Needs a one-channel model. Lesson 07.
+    logits are resized to the photo's size before the threshold. Needs a one-channel model. Lesson 08.
     """
     if not 0 < threshold < 1:
         raise ValueError(f"threshold is a probability between 0 and 1 (e.g. 0.5), got {threshold}.")
@@ -139,7 +139,7 @@ def predict_image(model: nn.Module, image: np.ndarray | torch.Tensor, image_size
 
 def overlay_mask(image: np.ndarray, mask: np.ndarray, color: tuple[int, int, int] = (255, 60, 0),
                  alpha: float = 0.4) -> Image.Image:
-    """The photo (H, W, 3) uint8 with the mask (H, W) {0, 1} tinted in `color` and its outline drawn. Lesson 07."""
+    """The photo (H, W, 3) uint8 with the mask (H, W) {0, 1} tinted in `color` and its outline drawn. Lesson 08."""
     photo = Image.fromarray(_as_uint8(image))
     inside = np.asarray(mask) > 0
     outline = _outline(inside, 1 if max(inside.shape) <= 800 else 2)  # the line grows with the photo
@@ -168,7 +168,7 @@ def write_submission(rows: Iterable[tuple[str, np.ndarray | str]] | Mapping[str,
     rows: (file name, mask) pairs, or a dict name -> mask, in the order to write; a mask is a full-size
         (H, W) {0, 1} array (encoded with rle_encode) or an RLE string. Rows may come from a generator,
         so a whole test set never has to sit in memory. Written atomically: an error or a kill midway
-        leaves no half file. Lesson 07.
+        leaves no half file. Lesson 08.
     """
     path = Path(path)
     items = rows.items() if isinstance(rows, Mapping) else rows
@@ -194,7 +194,7 @@ def write_submission(rows: Iterable[tuple[str, np.ndarray | str]] | Mapping[str,
 
 
 def read_submission(path: str | Path) -> list[tuple[str, str]]:
-    """The (img, rle_mask) rows of a submission file (gzip or plain CSV); decode with rle_decode. Lesson 07."""
+    """The (img, rle_mask) rows of a submission file (gzip or plain CSV); decode with rle_decode. Lesson 08."""
     path = Path(path)
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8", newline="") as f:
@@ -209,7 +209,7 @@ def read_submission(path: str | Path) -> list[tuple[str, str]]:
 
 
 def find_images(paths: Iterable[str | Path]) -> list[Path]:
-    """Files as given (in that order); a folder stands for its .jpg/.jpeg/.png files, sorted by name. Lesson 07."""
+    """Files as given (in that order); a folder stands for its .jpg/.jpeg/.png files, sorted by name. Lesson 08."""
     found: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -230,7 +230,7 @@ def find_images(paths: Iterable[str | Path]) -> list[Path]:
 
 
 def get_args_parser() -> argparse.ArgumentParser:
-    """The CLI's options: photos, a submission, or EM stacks. Lessons 07 and 11."""
+    """The CLI's options: photos, a submission, or EM stacks. Lessons 08 and 13."""
     p = argparse.ArgumentParser(prog="python -m course_utils.predict", description=__doc__.split("\n\n")[0],
                                 epilog="Photos: DIR/<name>_mask.png (mode L, 0 background / 255 car) and "
                                        "DIR/<name>_overlay.png. " + __doc__.split("\n\n")[-1])  # stack mode
@@ -344,7 +344,7 @@ def predict_stack_file(model: nn.Module, path: str | Path, out: str | Path, *, t
     returns a line saying what was written. The CLI's stack mode, one stack.
 
     tile_size: None picks one from `ckpt`, the checkpoint dict (see the module docstring);
-    options go to predict_stack (overlap, tta, batch_size, amp_dtype, progress). Lesson 11.
+    options go to predict_stack (overlap, tta, batch_size, amp_dtype, progress). Lesson 13.
     """
     from .data.isbi2012 import read_stack, write_stack  # here: importing course_utils.data takes seconds
 
@@ -370,7 +370,7 @@ def predict_stack_file(model: nn.Module, path: str | Path, out: str | Path, *, t
 
 def chosen_threshold(ckpt: dict) -> float:
     """The threshold of best.pt's epoch with the lowest held-out Rand error (an ISBI 2012 run's
-    val_rand_threshold), else 0.5. Lesson 11."""
+    val_rand_threshold), else 0.5. Lesson 13."""
     history = ckpt.get("history") or []
     record = next((r for r in history if r.get("epoch") == ckpt.get("epoch")), {})
     return float(record.get("val_rand_threshold", 0.5))
@@ -378,7 +378,7 @@ def chosen_threshold(ckpt: dict) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     """The CLI: `python -m course_utils.predict --checkpoint CKPT IMAGES... --out DIR`; returns the exit status.
-    Lessons 07 and 11."""
+    Lessons 08 and 13."""
     parser = get_args_parser()
     args = parser.parse_args(argv)
     if not args.images:

@@ -1,4 +1,4 @@
-"""Training on NYU Depth V2 with the same engine: loaders, loss and held-out scores (lesson 09).
+"""Training on NYU Depth V2 with the same engine: loaders, loss and held-out scores (lessons 10 and 11).
 
 course_utils.train calls these when `TrainConfig.task == "nyuv2"`; everything else (the
 optimiser, schedule, mixed precision, checkpoints, resume, torchrun) is the Carvana engine's.
@@ -6,7 +6,7 @@ optimiser, schedule, mixed precision, checkpoints, resume, torchrun) is the Carv
 Held-out frames: the last `val_fraction` of the official *train* frames. The labeled frames
 are stored scene by scene, so a block at the end holds whole scenes the model never trains on
 (at most one scene is cut at the border), and the official test split stays untouched for
-the final numbers that lesson 09 reports (`evaluate_segmentation`, `DepthMetrics`).
+the final numbers that lessons 10 and 11 report (`evaluate_segmentation`, `DepthMetrics`).
 """
 from __future__ import annotations
 
@@ -27,14 +27,14 @@ WEIGHTINGS = ("none", "median", "inverse_sqrt")
 
 def dataset_tasks(tasks: str) -> str | tuple[str, ...]:
     """"seg" -> "seg" (items (image, labels)); "seg+depth" -> ("seg", "depth") (items (image,
-    {"seg", "depth"})): what NYUv2Dataset(tasks=...) takes. Lesson 09."""
+    {"seg", "depth"})): what NYUv2Dataset(tasks=...) takes. Lessons 10 and 11."""
     if tasks not in TASK_CHOICES:
         raise ValueError(f"tasks must be one of {TASK_CHOICES}, got {tasks!r}.")
     return tasks if tasks == "seg" else tuple(tasks.split("+"))
 
 
 def resolve_nyuv2_dir(data_dir: str | None, profile_name: str) -> Path:
-    """The NYUv2 folder to train on; makes the toy set when the quick profile needs it. Lesson 09."""
+    """The NYUv2 folder to train on; makes the toy set when the quick profile needs it. Lesson 10."""
     from .data import ensure_toy_nyuv2
 
     if data_dir is None and profile_name == "quick":
@@ -43,14 +43,14 @@ def resolve_nyuv2_dir(data_dir: str | None, profile_name: str) -> Path:
     if not (root / "nyu_depth_v2_labeled.mat").is_file():
         raise FileNotFoundError(
             f"no NYU Depth V2 data at {root} (it needs nyu_depth_v2_labeled.mat and the three mapping files). "
-            f"Download it with\n  python -m course_utils.data download nyuv2   (2.97 GB; lesson 09)\n"
+            f"Download it with\n  python -m course_utils.data download nyuv2   (2.97 GB; lesson 10)\n"
             f"or train on the toy rooms: leave out --data-dir and use --profile quick (made on first use).")
     return root
 
 
 def nyuv2_datasets(cfg: Any) -> tuple[Dataset, Dataset]:
     """(train, held-out) NYUv2 datasets at cfg.image_size: the official train frames, the last
-    cfg.val_fraction of them held out as a block of whole scenes (see the module docstring). Lesson 09."""
+    cfg.val_fraction of them held out as a block of whole scenes (see the module docstring). Lesson 10."""
     from .data import NYUv2Dataset, eval_transform, train_transform
 
     root = resolve_nyuv2_dir(cfg.data_dir, cfg.profile)
@@ -71,7 +71,7 @@ def nyuv2_datasets(cfg: Any) -> tuple[Dataset, Dataset]:
 
 def nyuv2_loss(cfg: Any, train_set: Dataset) -> SegDepthLoss:
     """Cross-entropy (unlabelled pixels ignored, classes weighted as cfg.class_weighting says)
-    plus cfg.depth_weight x the depth loss when the run predicts depth. Lesson 09."""
+    plus cfg.depth_weight x the depth loss when the run predicts depth. Lessons 10 and 11."""
     from .data import IGNORE_INDEX, label_frequencies
 
     weights = None
@@ -82,13 +82,13 @@ def nyuv2_loss(cfg: Any, train_set: Dataset) -> SegDepthLoss:
 
 
 def is_multiclass(model: nn.Module) -> bool:
-    """True for a model whose output is class scores (C > 1) or a {"seg", "depth"} dict. Lesson 09."""
+    """True for a model whose output is class scores (C > 1) or a {"seg", "depth"} dict. Lessons 10 and 11."""
     config = getattr(getattr(model, "module", model), "config", {})
     return config.get("out_channels", 1) > 1 or "heads" in config
 
 
 def to_device(target: torch.Tensor | dict[str, torch.Tensor], device) -> torch.Tensor | dict[str, torch.Tensor]:
-    """A batch target (a tensor, or NYUv2's {"seg", "depth"} dict) on `device`. Lesson 09."""
+    """A batch target (a tensor, or NYUv2's {"seg", "depth"} dict) on `device`. Lessons 10 and 11."""
     if isinstance(target, dict):
         return {k: v.to(device, non_blocking=True) for k, v in target.items()}
     return target.to(device, non_blocking=True)
@@ -96,7 +96,7 @@ def to_device(target: torch.Tensor | dict[str, torch.Tensor], device) -> torch.T
 
 class HeldOutScores:
     """Loss, mIoU and pixel accuracy over labelled pixels, and depth errors, summed batch by
-    batch, so a process group can add its parts (`sums`, `load_sums`) before `compute`. Lesson 09."""
+    batch, so a process group can add its parts (`sums`, `load_sums`) before `compute`. Lessons 10 and 11."""
 
     def __init__(self, num_classes: int, ignore_index: int) -> None:
         self.cm, self.depth = ConfusionMatrix(num_classes, ignore_index), DepthMetrics()

@@ -1,7 +1,7 @@
 """The overlap-tile grid (the paper's Figure 2): where each tile of a large image is read, where
 its output lands, which part of it is kept, and the mirrored context beyond the image's edge.
 Tiles move in multiples of 2**depth, the network's pooling period, so every tile sees the same
-pooling grid. course_utils.inference runs a model over the grid (predict_tiled). Lesson 07.
+pooling grid. course_utils.inference runs a model over the grid (predict_tiled). Lesson 08.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .model import nearest_valid_sizes, output_length
 
 
 class Box(NamedTuple):
-    """A rectangle in image pixels: rows top..bottom-1, columns left..right-1 (may reach outside). Lesson 07."""
+    """A rectangle in image pixels: rows top..bottom-1, columns left..right-1 (may reach outside). Lesson 08."""
 
     top: int
     left: int
@@ -38,7 +38,7 @@ class Tile(NamedTuple):
     input_box: what the network reads (tile_size); parts outside the image are mirrored.
     output_box: where its whole output lands (smaller than input_box for a valid network).
     keep_box: the part of the output written to the result; the keep boxes of a grid cover
-        the image exactly once. Lesson 07.
+        the image exactly once. Lesson 08.
     """
 
     input_box: Box
@@ -54,7 +54,7 @@ def mirror_index(n: int, start: int, stop: int) -> torch.Tensor:
 
     Position -1 reads 1, position n reads n-2 (the edge pixel is not repeated, like numpy's
     "reflect" and torch's "reflect" padding), and the reflection repeats, so any pad works,
-    even one longer than the axis. An axis of length 1 repeats its only pixel. Lesson 07.
+    even one longer than the axis. An axis of length 1 repeats its only pixel. Lesson 08.
     """
     pos = torch.arange(start, stop)
     if n == 1:
@@ -68,7 +68,7 @@ def mirror_pad(image: torch.Tensor, top: int, bottom: int, left: int, right: int
     """image (..., H, W) padded by mirroring to (..., top + H + bottom, left + W + right).
 
     Unlike torch.nn.functional.pad(mode="reflect"), a pad may exceed the image side: the
-    reflection repeats (see mirror_index). The paper fills missing context this way (Fig. 2). Lessons 07 and 10.
+    reflection repeats (see mirror_index). The paper fills missing context this way (Fig. 2). Lessons 08 and 12.
     """
     if min(top, bottom, left, right) < 0:
         raise ValueError(f"pads must be 0 or more, got top={top}, bottom={bottom}, left={left}, right={right}.")
@@ -82,7 +82,7 @@ def mirror_pad(image: torch.Tensor, top: int, bottom: int, left: int, right: int
 
 
 def unet_geometry(model: nn.Module) -> tuple[int, str]:
-    """(depth, padding) of a course U-Net, or a TypeError for a model that has no such config. Lesson 07."""
+    """(depth, padding) of a course U-Net, or a TypeError for a model that has no such config. Lesson 08."""
     config = getattr(model, "config", None)
     if not config or "depth" not in config or "padding" not in config:
         raise TypeError("predict_tiled needs a course U-Net (course_utils.UNet, which has .config with depth "
@@ -95,13 +95,13 @@ def context_margin(depth: int) -> int:
     output (92 for the paper's depth 4, 44 for depth 3, 20 for depth 2). A pixel's receptive field
     reaches up to context_margin + 2**depth - 1 px to one side (its place in the pooling grid
     shifts it), so in a same-padded network only pixels that far inside a tile are untouched by the
-    tile's zero padding: an overlap of 2 * (context_margin + 2**depth) makes tiling exact there. Lessons 07 and 10."""
+    tile's zero padding: an overlap of 2 * (context_margin + 2**depth) makes tiling exact there. Lessons 08 and 12."""
     n = next(n for n in range(1, 2 ** (depth + 3) * 8) if output_length(n, depth, "valid"))
     return (n - output_length(n, depth, "valid")) // 2
 
 
 def size_pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int, int]:
-    """(h, w) from one whole number or two; a ValueError naming `name` otherwise. Lesson 07."""
+    """(h, w) from one whole number or two; a ValueError naming `name` otherwise. Lesson 08."""
     pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
     if len(pair) != 2 or any(int(v) != v for v in pair):
         raise ValueError(f"{name} must be one whole number or two (height, width), got {value!r}.")
@@ -109,7 +109,7 @@ def size_pair(value: int | tuple[int, int] | list[int], name: str) -> tuple[int,
 
 
 def tile_output(n: int, depth: int, padding: str) -> int:
-    """Output length of a tile side n; ValueError naming sizes that work when n cannot be a tile. Lesson 07."""
+    """Output length of a tile side n; ValueError naming sizes that work when n cannot be a tile. Lesson 08."""
     step = 2**depth
     out = output_length(n, depth, padding)
     if out is None:
@@ -125,7 +125,7 @@ def tile_output(n: int, depth: int, padding: str) -> int:
 
 def default_overlap(out: int, depth: int, padding: str) -> int:
     """Valid: 0 (the outputs fit side by side). Same: a quarter of the tile, rounded to a
-    multiple of 2**(depth+1) so that half of it, the border dropped on each side, is a whole step. Lesson 07."""
+    multiple of 2**(depth+1) so that half of it, the border dropped on each side, is a whole step. Lesson 08."""
     if padding == "valid":
         return 0
     unit = 2 ** (depth + 1)
@@ -157,7 +157,7 @@ def tile_grid(height: int, width: int, model: nn.Module, tile_size: int | tuple[
     tile_size: the network's input tile, one side or (h, w); must be a size the model takes.
     overlap: output pixels shared by neighbouring tiles, one value or (h, w). Default: 0 for a
         valid network (nothing to repair), a quarter of the tile for a same-padded one. Tiles move
-        by the largest multiple of 2**depth that leaves at least this overlap. Lesson 07.
+        by the largest multiple of 2**depth that leaves at least this overlap. Lesson 08.
     """
     depth, padding = unet_geometry(model)
     tiles = size_pair(tile_size, "tile_size")
@@ -173,7 +173,7 @@ def tile_grid(height: int, width: int, model: nn.Module, tile_size: int | tuple[
 
 def covering_tile_size(model: nn.Module, height: int, width: int) -> tuple[int, int]:
     """The smallest tile whose output covers height x width: one pass over the whole image
-    (mirror-padded to fit) is predict_tiled(model, image, covering_tile_size(...), overlap=0). Lesson 07."""
+    (mirror-padded to fit) is predict_tiled(model, image, covering_tile_size(...), overlap=0). Lesson 08."""
     depth, padding = unet_geometry(model)
 
     def cover(n: int) -> int:
@@ -185,7 +185,7 @@ def covering_tile_size(model: nn.Module, height: int, width: int) -> tuple[int, 
 
 def stack_overlap(model: nn.Module, tile_size: int | tuple[int, int], height: int, width: int) -> tuple[int, int]:
     """predict_stack's default overlap: none on a side that one tile's output covers (one pass,
-    nothing to repair), default_overlap elsewhere. Lesson 11."""
+    nothing to repair), default_overlap elsewhere. Lesson 13."""
     depth, padding = unet_geometry(model)
     outs = (tile_output(t, depth, padding) for t in size_pair(tile_size, "tile_size"))
     return tuple(0 if out >= n else default_overlap(out, depth, padding) for n, out in zip((height, width), outs))

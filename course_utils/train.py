@@ -157,7 +157,7 @@ def load_or_train(cfg: TrainConfig | None = None, *, name: str | None = None,
     same settings (cfg, default the profile's); else the same run under a read-only data root (one a teacher
     trained once for a whole class, see teaching/class_server.md); otherwise trains it once with `run(cfg)` into
     the work root, so the later lessons share one model instead of each training their own. The work root
-    is the data root when that is writable (environment.work_root). Lessons 07, 09 and 11.
+    is the data root when that is writable (environment.work_root). Lessons 07, 10 and 13.
     """
     cfg = cfg or TrainConfig.for_profile()
     run_name = f"{name or cfg.task}-{cfg.profile}"
@@ -224,7 +224,7 @@ profiles (--profile; default course_utils.profile(): full with a GPU and the rea
          --amp auto turns on for CUDA (on a 16 GB GPU try --batch-size 2);
          held-out Dice about 0.99 after a few epochs.
 
-NYU Depth V2 (--task nyuv2, lesson 09): 13 or 40 classes (--num-classes), and depth with the
+NYU Depth V2 (--task nyuv2, lesson 10): 13 or 40 classes (--num-classes), and depth with the
 two-headed U-Net (--tasks seg+depth); best.pt is chosen by held-out mIoU.
   quick  the toy rooms under the data root (made on first use, 200 frames at 96x128),
          {_profile_summary("quick", "nyuv2")}.
@@ -233,7 +233,7 @@ two-headed U-Net (--tasks seg+depth); best.pt is chosen by held-out mIoU.
   full   the labeled set in <data root>/nyuv2 (python -m course_utils.data download nyuv2),
          {_profile_summary("full", "nyuv2")}. Not measured here.
 
-ISBI 2012 EM membranes (--task isbi2012, lesson 11): the paper's own data, 30 greyscale slices of
+ISBI 2012 EM membranes (--task isbi2012, lesson 13): the paper's own data, 30 greyscale slices of
 512x512 (24 MB, downloaded on first use); slices 25-29 held out; best.pt by held-out Rand error.
   quick  {_profile_summary("quick", "isbi2012")} (random tiles),
          same padding, the paper's weight map, elastic deformation, flips and rotations.
@@ -287,9 +287,9 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="clip the gradient norm to NORM (default: off; 1.0 is a common choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    nyu = p.add_argument_group("NYU Depth V2 (lesson 09)")
+    nyu = p.add_argument_group("NYU Depth V2 (lesson 10)")
     nyu.add_argument("--task", choices=TASKS, help="carvana (binary masks, default), nyuv2 (classes, depth) or "
-                     "isbi2012 (the paper's EM membranes, lesson 11)")
+                     "isbi2012 (the paper's EM membranes, lesson 13)")
     nyu.add_argument("--num-classes", type=int, choices=(13, 40), help="nyuv2 labelling (default 13)")
     nyu.add_argument("--tasks", choices=("seg", "seg+depth"), help="nyuv2: classes only, or classes and depth "
                      "with the two-headed U-Net (default seg)")
@@ -303,7 +303,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    "weights (downloaded once), a saved torchvision state dict, or none (random; the default)")
     p.add_argument("--batch-norm", action=argparse.BooleanOptionalAction,
                    help="BatchNorm after each conv (default on; --no-batch-norm is the paper's network)")
-    em = p.add_argument_group("ISBI 2012 EM membranes (lesson 11)")
+    em = p.add_argument_group("ISBI 2012 EM membranes (lesson 13)")
     em.add_argument("--padding", choices=("same", "valid"), help="valid: the paper's unpadded network; --image-size "
                     "is then its input tile (paper: 572 572). Default same (full profile of isbi2012: valid)")
     em.add_argument("--weight-map", action=argparse.BooleanOptionalAction,

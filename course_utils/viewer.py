@@ -1,8 +1,8 @@
-"""PredictionViewer: browse a model's predictions next to the truth in a notebook (lessons 07, 09, 11).
+"""PredictionViewer: browse a model's predictions next to the truth in a notebook (lessons 07, 10, 13).
 
 Core ipywidgets only (JupyterLab, classic Notebook, Colab); each picture is composed with numpy
 and PIL and sent as PNG bytes, so moving a slider is quick. For binary masks of touching objects
-(the EM cells of lesson 11) a "cells" view colours each connected component, marks merged and
+(the EM cells of lesson 13) a "cells" view colours each connected component, marks merged and
 split cells, and scores the slice with the challenge's Rand error.
 """
 from __future__ import annotations
@@ -70,7 +70,7 @@ class PredictionViewer:
     back to dataset order, staying on the shown image), `.order_label`, `.scores` (HTML),
     `.image` (one PNG of the four panels), `.legend`, `.widget` (VBox). Also: `.current`
     (dataset index shown), `.order`, `image_scores(i)`, `cell_scores(i)`, `all_scores()`, `frame(i)`.
-    Lessons 07, 09 and 11.
+    Lessons 07, 10 and 13.
     """
 
     def __init__(self, model: nn.Module, dataset: Dataset, *, threshold: float = 0.5,
@@ -146,7 +146,7 @@ class PredictionViewer:
                 "false_positives": int((pred & ~target).sum()), "false_negatives": int((~pred & target).sum())}
 
     def cell_scores(self, index: int | None = None) -> dict[str, float]:
-        """The EM challenge's scores of one binary image at the current threshold (lesson 11):
+        """The EM challenge's scores of one binary image at the current threshold (lesson 13):
         rand_error, pixel_error (em_metrics), merged (predicted cells over 2+ true cells), split (true
         cells cut into 2+ predicted cells; both as em_metrics.split_merge counts them), true_cells,
         predicted_cells. Cells: 4-connected components."""

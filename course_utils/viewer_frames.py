@@ -31,7 +31,7 @@ def dataset_length(dataset: Dataset) -> int:
 
 def check_item(item: Any, i: int) -> tuple[torch.Tensor, torch.Tensor]:
     """(image (C, H, W) float, mask (H, W)) from a dataset item, or an error saying what is wrong.
-    A target {"mask", "weight"} (a weight-map data set) gives its mask. Lessons 07 and 11."""
+    A target {"mask", "weight"} (a weight-map data set) gives its mask. Lessons 07 and 13."""
     if not isinstance(item, (tuple, list)) or len(item) < 2:
         what = f"a {type(item).__name__}" + (f" of length {len(item)}" if isinstance(item, (tuple, list)) else "")
         raise TypeError(f"PredictionViewer needs dataset items (image, mask), like CarvanaDataset's; item {i} is "
@@ -72,7 +72,7 @@ def worst_first(score: float, index: int) -> tuple:
 
 
 def checked_class_names(names: Sequence[str] | None, num_classes: int) -> list[str]:
-    """The legend's class names: the given ones (one per class), else "class 0", "class 1" and so on. Lesson 09."""
+    """The legend's class names: the given ones (one per class), else "class 0", "class 1" and so on. Lesson 10."""
     if names is None:
         return [f"class {c}" for c in range(num_classes)]
     if len(names) != num_classes:
@@ -82,7 +82,7 @@ def checked_class_names(names: Sequence[str] | None, num_classes: int) -> list[s
 
 def label_scores(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int) -> dict[str, float]:
     """Pixel accuracy over labelled pixels and mIoU over the classes present in target or prediction
-    (nan for both when no pixel is labelled), from one image's confusion matrix. Lesson 09."""
+    (nan for both when no pixel is labelled), from one image's confusion matrix. Lesson 10."""
     scores = confusion_scores(confusion_matrix(pred[None], target[None], num_classes, ignore_index), ignore_index)
     return {"pixel_accuracy": scores["pixel_accuracy"], "mean_iou": scores["mean_iou"]}
 

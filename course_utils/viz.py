@@ -1,4 +1,4 @@
-"""Looking at predictions: static figures and the colours they share (lessons 06-09, 11).
+"""Looking at predictions: static figures and the colours they share (lessons 06-10, 13).
 
 `show_predictions`, `save_prediction_figure` and `plot_history` are built on matplotlib's
 `Figure` directly (not pyplot), so they work the same in a notebook (the returned figure
@@ -85,7 +85,7 @@ def save_prediction_figure(model: nn.Module, dataset: Dataset, path: str | Path,
 
 def load_history(history_or_run_dir: Sequence[dict] | str | Path) -> list[dict]:
     """The per-epoch records of a run: a list of dicts as `fit` returns, or read from a run folder's
-    history.json (a path to the file itself works too). Lessons 06 and 09."""
+    history.json (a path to the file itself works too). Lessons 06 and 10."""
     if isinstance(history_or_run_dir, (str, Path)):
         path = Path(history_or_run_dir)
         path = path / "history.json" if path.is_dir() else path
@@ -107,7 +107,7 @@ def plot_history(history_or_run_dir: Sequence[dict] | str | Path) -> Figure:
     marked.
 
     history_or_run_dir: fit's returned list of dicts (epoch, train_loss, val_loss, val_dice or
-    val_miou, ...), or a run folder holding history.json. Lessons 06 and 09.
+    val_miou, ...), or a run folder holding history.json. Lessons 06 and 10.
     """
     history = load_history(history_or_run_dir)
     if not history:
@@ -132,7 +132,7 @@ def plot_history(history_or_run_dir: Sequence[dict] | str | Path) -> Figure:
     return fig
 
 
-# ----------------------------------------------------------------------------- colours (lessons 07-09, 11)
+# ----------------------------------------------------------------------------- colours (lessons 07-10, 13)
 ERROR_COLOURS: dict[str, tuple[int, int, int]] = {  # the one palette for errors, in every figure and the viewer
     "false_positive": (230, 159, 0),  # predicted object where the mask has none: Okabe-Ito orange
     "false_negative": (0, 114, 178),  # object in the mask that the prediction missed: Okabe-Ito blue
@@ -158,7 +158,7 @@ def class_palette(num_classes: int) -> np.ndarray:
     """A fixed colour per class, uint8 (num_classes, 3): the same class always gets the same colour.
     No class colour is near an ERROR_COLOURS colour, and none near the colours that share a picture
     with it (black for ignored pixels, the wrong-label white) for colour-blind readers either, so a
-    class never reads as an error. Lesson 09."""
+    class never reads as an error. Lesson 10."""
     return _palette(num_classes).copy()
 
 
@@ -193,7 +193,7 @@ def _candidate_colours() -> Iterator[tuple[int, int, int]]:
 def colour_distance(a: np.ndarray, b: np.ndarray, colour_blind: bool = True) -> np.ndarray:
     """(len(a), len(b)) distances between RGB colours (0-255): their CIE76 Lab distance, with
     colour_blind the smallest one seen with normal, deuteranope or protanope colour vision, so
-    "far apart" holds for all three. Lesson 09."""
+    "far apart" holds for all three. Lesson 10."""
     def lab(rgb: np.ndarray, simulate: np.ndarray | None) -> np.ndarray:
         c = rgb / 255.0
         linear = np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
@@ -235,13 +235,13 @@ def display_rgb(image: torch.Tensor) -> np.ndarray:
     return (x.permute(1, 2, 0).numpy() * 255 + 0.5).astype(np.uint8)
 
 
-# ----------------------------------------------------------------------------- cells (lesson 11)
+# ----------------------------------------------------------------------------- cells (lesson 13)
 def matching_colours(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Colour tables for the cells of a truth and a prediction, uint8 (n_true + 1, 3) and
     (n_pred + 1, 3) indexed by cell label (1..n; 0, the membrane, is black), from the two label
     images (data.isbi2012.cell_labels). A true cell and a predicted cell that are each other's
     largest overlap get the same colour, so a cell found right looks the same in both pictures
-    and a merged or split one stands out. Lesson 11.
+    and a merged or split one stands out. Lesson 13.
     """
     n_true, n_pred = int(true.max()), int(pred.max())
     both = (true > 0) & (pred > 0)
@@ -261,7 +261,7 @@ def matching_colours(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np
 def cell_colours(n: int) -> np.ndarray:
     """uint8 (n, 3) colours for cell labels 0..n-1: black for 0 (membrane), then light colours whose
     hues step by the golden ratio, so neighbouring labels differ and none is as vivid as the
-    viewer's merged and split marks. Lesson 11."""
+    viewer's merged and split marks. Lesson 13."""
     k = np.arange(n)
     hue, sat, val = (k * 0.618034) % 1.0, 0.2 + 0.08 * (k % 3), 0.97 - 0.1 * (k % 2)
     colours = np.array([_hsv_to_rgb(h, s, v) for h, s, v in zip(hue, sat, val)], np.uint8).reshape(n, 3)
@@ -271,7 +271,7 @@ def cell_colours(n: int) -> np.ndarray:
 
 def outline(picture: np.ndarray, region: np.ndarray, colour: tuple[int, int, int], width: int = 2) -> np.ndarray:
     """picture (H, W, 3), changed in place and returned, with the inner border (width px) of the
-    bool region (H, W) drawn in colour; the picture's own edge is not a border. Lesson 11."""
+    bool region (H, W) drawn in colour; the picture's own edge is not a border. Lesson 13."""
     edge = region & ~ndimage.binary_erosion(region, iterations=width, border_value=1)
     picture[edge] = colour
     return picture

@@ -83,4 +83,4 @@ def test_readme_lesson_badges_point_at_the_same_repository():
         assert colab_url(url, path.name) in readme, path.name
     moved = readme_with_badges(readme, "https://github.com/someone/fork")
     lessons = moved.split("## Lessons")[1].split("## Predicting")[0]
-    assert "github/someone/fork/blob/main/notebooks/09_nyu_depth.ipynb" in lessons and "OWNER" not in lessons
+    assert "github/someone/fork/blob/main/notebooks/10_nyu_segmentation.ipynb" in lessons and "OWNER" not in lessons

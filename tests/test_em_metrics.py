@@ -1,4 +1,4 @@
-"""The ISBI 2012 challenge's metrics (course_utils.em_metrics, lesson 11) on the real label slices
+"""The ISBI 2012 challenge's metrics (course_utils.em_metrics, lesson 13) on the real label slices
 and on hand-made cases whose scores are worked out in the test."""
 import numpy as np
 import pytest

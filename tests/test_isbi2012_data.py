@@ -1,4 +1,4 @@
-"""The ISBI 2012 data layer (course_utils.data.isbi2012, lesson 11) on the real stacks of
+"""The ISBI 2012 data layer (course_utils.data.isbi2012, lesson 13) on the real stacks of
 ../shared/real_samples/isbi2012 and on small stacks cut from them and written to tmp_path;
 and the fast weight map (course_utils.paper.weight_map) against the exact one on real slices."""
 from __future__ import annotations
@@ -241,7 +241,7 @@ def test_a_transform_that_breaks_the_pair_is_refused(tmp_path, stacks):
 
 # ---------------------------------------------------------------------------- the fast weight map
 def exact_weight_map(instances, w0=10.0, sigma=5.0):
-    """The weight map with every cell's distance transform over the whole image (lesson 10's way)."""
+    """The weight map with every cell's distance transform over the whole image (lesson 12's way)."""
     target = separated_foreground(instances)
     d1, d2 = two_nearest(cell_distances(instances))
     return class_frequency_weights(target) + np.where(target, 0, border_term(d1, d2, w0, sigma))

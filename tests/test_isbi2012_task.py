@@ -1,4 +1,4 @@
-"""The ISBI 2012 task through the training engine and CLI (lesson 11), on the real stacks."""
+"""The ISBI 2012 task through the training engine and CLI (lesson 13), on the real stacks."""
 from __future__ import annotations
 
 import dataclasses

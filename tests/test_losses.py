@@ -87,7 +87,7 @@ def test_bad_bce_weight_is_rejected():
         BCEDiceLoss(bce_weight=1.5)
 
 
-# ---------------------------------------------------------------------------- lesson 09
+# ---------------------------------------------------------------------------- lesson 10
 
 
 def test_median_frequency_weights_by_hand():

@@ -1,4 +1,4 @@
-"""outline_band and outline_band_error (lesson 12): hand-counted masks, scipy as a second opinion."""
+"""outline_band and outline_band_error (lesson 14): hand-counted masks, scipy as a second opinion."""
 import math
 
 import numpy as np

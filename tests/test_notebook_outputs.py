@@ -34,7 +34,7 @@ def test_a_leaked_repr_printed_to_a_stream_is_found_too():
 
 @pytest.mark.parametrize("clean", [
     [stream("epoch 1: loss 0.41\nepoch 2: loss 0.30\n")],
-    [result("90")],  # not a repr, though lesson 08's bare `90` is stray: the lead removes it by hand
+    [result("90")],  # not a repr, though lesson 09's bare `90` is stray: the lead removes it by hand
     [result("0.9312")],
     [result("<Figure size 640x480 with 1 Axes>", **{"image/png": "iVBOR..."})],  # a figure shown: the picture
     [result("VBox(children=(...))", **{"application/vnd.jupyter.widget-view+json": {"model_id": "x"}})],

@@ -128,7 +128,7 @@ def test_every_public_function_and_class_names_the_lesson_that_teaches_it():
 
 def test_the_lesson_tag_check_can_fail(tmp_path):
     path = tmp_path / "probe.py"
-    path.write_text('def good():\n    """Does a thing. Lessons 07 and 11."""\n\n\n'
+    path.write_text('def good():\n    """Does a thing. Lessons 07 and 13."""\n\n\n'
                     'def bad():\n    """Does a thing (lesson 07)."""\n\n\nclass Bare:\n    pass\n\n\n'
                     'def _private():\n    pass\n')
     assert untagged(path, tmp_path) == ["probe.py:5 bad", "probe.py:9 Bare"]

@@ -1,4 +1,4 @@
-"""Inference on EM stacks (lesson 11): predict_tiled's averaging over the 8 rotations and flips,
+"""Inference on EM stacks (lesson 13): predict_tiled's averaging over the 8 rotations and flips,
 predict_stack, and `python -m course_utils.predict` in stack mode, run as a subprocess on a
 3-page stack cut from the real ISBI 2012 test-volume.tif, with its learner errors."""
 import os

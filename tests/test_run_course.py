@@ -59,6 +59,6 @@ def test_every_lesson_states_its_quick_profile_budget():
     from course_utils.run_course import budget_s
 
     lessons = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
-    assert len(lessons) == 13
+    assert len(lessons) == 15
     budgets = {p.name: budget_s(nbformat.read(p, as_version=4)) for p in lessons}
     assert all(isinstance(b, (int, float)) and 0 < b <= 300 for b in budgets.values()), budgets

@@ -1,4 +1,4 @@
-"""NYU Depth V2 through the Carvana engine (lesson 09): real training steps on the toy rooms,
+"""NYU Depth V2 through the Carvana engine (lesson 10): real training steps on the toy rooms,
 the CLI as a subprocess, held-out scores equal to an independent count, resume, errors."""
 from __future__ import annotations
 

@@ -278,7 +278,7 @@ def test_an_image_with_no_labelled_pixels_says_so_and_sorts_last():
     assert viewer.order[-1] == 0 and viewer.current != 0
 
 
-# ----------------------------------------------------------------------------- EM slices (lesson 11)
+# ----------------------------------------------------------------------------- EM slices (lesson 13)
 CROP = 128
 
 

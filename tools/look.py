@@ -40,7 +40,7 @@ def lessons(folder: Path, filters: list[str]) -> list[Path]:
 
 def link_real_samples(data: Path) -> None:
     """The ISBI 2012 stacks from ../shared/real_samples (or $UNET_COURSE_REAL_SAMPLES) as data/isbi2012,
-    as the tests have them: lesson 11 would otherwise download them, and the tool needs no network. README.md."""
+    as the tests have them: lesson 13 would otherwise download them, and the tool needs no network. README.md."""
     real = Path(os.environ.get("UNET_COURSE_REAL_SAMPLES") or REPO.parent / "shared" / "real_samples") / "isbi2012"
     if (real / "train-labels.tif").is_file() and not (data / "isbi2012").exists():
         data.mkdir(parents=True, exist_ok=True)

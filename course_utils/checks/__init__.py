@@ -11,9 +11,10 @@ from .lesson04 import *  # noqa: F401,F403
 from .lesson05 import *  # noqa: F401,F403
 from .lesson06 import *  # noqa: F401,F403
 from .lesson07 import *  # noqa: F401,F403
-from .lesson07_tiling import *  # noqa: F401,F403
 from .lesson08 import *  # noqa: F401,F403
 from .lesson09 import *  # noqa: F401,F403
 from .lesson10 import *  # noqa: F401,F403
 from .lesson11 import *  # noqa: F401,F403
 from .lesson12 import *  # noqa: F401,F403
+from .lesson13 import *  # noqa: F401,F403
+from .lesson14 import *  # noqa: F401,F403

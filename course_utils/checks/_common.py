@@ -6,21 +6,21 @@ from typing import Any
 
 
 class CheckFailed(AssertionError):
-    """An exercise answer is wrong; the message says what is wrong and what to look at. Lessons 01-12."""
+    """An exercise answer is wrong; the message says what is wrong and what to look at. Lessons 01-14."""
 
 
 def fail(message: str) -> None:
-    """Stop the notebook with a message meant for the learner. Lessons 01-12."""
+    """Stop the notebook with a message meant for the learner. Lessons 01-14."""
     raise CheckFailed(message)
 
 
 def passed(what: str) -> None:
-    """Tell the learner their answer is right. Lessons 01-12."""
+    """Tell the learner their answer is right. Lessons 01-14."""
     print(f"Correct: {what}")
 
 
 def call_answer(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
-    """Call the learner's `fn`; a missing solution or a crash becomes a sentence (traceback chained). Lessons 01-12."""
+    """Call the learner's `fn`; a missing solution or a crash becomes a sentence (traceback chained). Lessons 01-14."""
     if not callable(fn):
         fail(f"{name} should be a function (or class), got {type(fn).__name__}. "
              f"Pass it without calling it, e.g. check(...)(my_function) not my_function().")
@@ -35,7 +35,7 @@ def call_answer(fn: Any, name: str, *args: Any, **kwargs: Any) -> Any:
 
 
 def expect_int(value: Any, call: str) -> int:
-    """The learner's answer as an int, or a message saying why it is not one. Lessons 01-12."""
+    """The learner's answer as an int, or a message saying why it is not one. Lessons 01-14."""
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         fail(f"{call} returned {value!r} ({type(value).__name__}); expected a whole number (int).")
     if not isinstance(value, numbers.Integral):
@@ -45,7 +45,7 @@ def expect_int(value: Any, call: str) -> int:
 
 
 def tensor_shape(value: Any, what: str) -> tuple[int, ...]:
-    """The shape of a tensor answer, or a message saying it is not a tensor. Lessons 01-12."""
+    """The shape of a tensor answer, or a message saying it is not a tensor. Lessons 01-14."""
     import torch
 
     if not isinstance(value, torch.Tensor):

@@ -1,9 +1,9 @@
-"""Checks for lesson 07's exercises: per-image Dice of a batch (with the empty-mask rule), Dice
-pooled over a batch, and a mask encoded in Kaggle's run-length format.
+"""Checks for lesson 07's exercises: per-image Dice of a batch (with the empty-mask rule) and Dice
+pooled over a batch.
 
 Each check runs the learner's function on small masks built to tell the usual mistakes apart
-(an empty image, a big and a small car, runs touching the first and the last pixel), compares
-it with course_utils.metrics / course_utils.rle and says in words what differs.
+(an empty image, a big and a small car), compares it with course_utils.metrics and says in words
+what differs.
 """
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from ._common import call_answer, fail, passed
 
-__all__ = ["check_per_image_dice", "check_pooled_dice", "check_rle_encode"]
+__all__ = ["check_per_image_dice", "check_pooled_dice"]
 
 
 # ------------------------------------------------------------- exercises 1 and 2: Dice of a batch
@@ -157,89 +157,3 @@ def check_pooled_dice(pooled_dice: Callable[..., Any]) -> None:
              f"and both mask sizes over the whole batch, then divide.")
     passed("all pixels of the batch counted together, then one division; matches "
            "dice_score(pred, target, reduction='global').")
-
-
-# ------------------------------------------------------------- exercise 3: Kaggle RLE
-
-def _rle_masks() -> list[tuple[np.ndarray, str]]:
-    rng = np.random.default_rng(7)
-    blobs = (rng.random((7, 11)) < 0.45).astype(np.uint8)
-    blobs[0, 0] = blobs[-1, -1] = 1
-    edges = np.zeros((3, 5), np.uint8)
-    edges[0, :2] = edges[2, 3:] = 1
-    tiny = np.array([[0, 0, 1, 1], [1, 1, 1, 0], [0, 0, 0, 1]], np.uint8)
-    return [(tiny, "lesson 05's 3 x 4 mask (a run that wraps from row 0 into row 1)"),
-            (edges, "a 3 x 5 mask whose runs touch the first and the last pixel"),
-            (np.zeros((4, 6), np.uint8), "an empty 4 x 6 mask"),
-            (np.ones((2, 3), np.uint8), "a 2 x 3 mask that is all car"),
-            (blobs, "a random 7 x 11 mask with many runs")]
-
-
-def _pairs(rle: str) -> list[int]:
-    return [int(x) for x in rle.split()]
-
-
-def _runs(mask: np.ndarray, order: str = "C") -> list[tuple[int, int]]:
-    """0-indexed (start, end exclusive) of each run of 1s, reading the mask in `order`."""
-    flat = np.concatenate([[0], mask.reshape(-1, order=order).astype(np.int8), [0]])
-    edges = np.flatnonzero(np.diff(flat))
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
-
-
-def _rle_hints(got: str, mask: np.ndarray) -> list[tuple[str, str]]:
-    """(a wrong answer, what is wrong) for the usual mistakes on `mask`."""
-    runs = _runs(mask)
-    join = lambda pairs: " ".join(str(x) for pair in pairs for x in pair)  # noqa: E731
-    return [
-        (join((s, e - s) for s, e in runs), "every start is one too small: Kaggle numbers pixels from 1, "
-                                            "so a run that starts at flat index i starts at pixel i + 1"),
-        (join((s + 1, e - s) for s, e in _runs(mask, "F")), "you read the mask column by column; Kaggle reads "
-                                                             "it row by row (numpy's default C order: "
-                                                             "mask.reshape(-1) or mask.flatten())"),
-        (join((s + 1, e) for s, e in runs), "the second number of a pair is the run's length, not where it ends"),
-        (join((s + 1, e + 1) for s, e in runs), "the second number of a pair is the run's length, not where it "
-                                                "ends"),
-        (join((s + 1, e - s) for s, e in runs if e < mask.size), "the run that reaches the last pixel is "
-                                                                  "missing: close a run still open at the end "
-                                                                  "(pad the flat mask with a 0)"),
-        (join((s + 1, e - s) for s, e in runs if s > 0), "the run that starts at the first pixel is missing: "
-                                                         "pad the flat mask with a 0 in front too"),
-        (join((s + 1, e - s - 1) for s, e in runs), "each length is one too short: a run from index s up to "
-                                                    "(not including) e has e - s pixels"),
-    ]
-
-
-def check_rle_encode(rle_encode_by_hand: Callable[[np.ndarray], str]) -> None:
-    """Exercise 3: `rle_encode_by_hand(mask)` for a uint8 (H, W) {0, 1} mask -> the Kaggle
-    RLE string: 'start length ...', pixels numbered from 1 row by row, '' for an empty mask. Lesson 07."""
-    from ..rle import rle_decode, rle_encode
-
-    for mask, what in _rle_masks():
-        call = f"rle_encode_by_hand(<{what}>)"
-        got = call_answer(rle_encode_by_hand, "rle_encode_by_hand", mask.copy())
-        want = rle_encode(mask)
-        if isinstance(got, (list, tuple, np.ndarray)):
-            fail(f"{call} returned a {type(got).__name__}; expected a string such as {want!r}: "
-                 f"' '.join(str(n) for n in numbers).")
-        if not isinstance(got, str):
-            fail(f"{call} returned a {type(got).__name__}; expected a str such as {want!r}.")
-        if got == want:
-            continue
-        if got.split() == want.split():
-            fail(f"{call} returned {got!r}; expected {want!r}: the same numbers, but separate them by single "
-                 f"spaces with nothing before or after.")
-        if not want:
-            fail(f"{call} returned {got!r}; an empty mask has no runs, so its RLE is the empty string ''.")
-        if "np." in got or "(" in got or "[" in got:
-            fail(f"{call} returned {got!r}: write plain numbers, str(int(n)) for each, joined by spaces.")
-        for wrong, hint in _rle_hints(got, mask):
-            if got.split() == wrong.split():
-                fail(f"{call} returned {got!r}; expected {want!r}: {hint}.")
-        try:
-            decoded = rle_decode(got, mask.shape)
-            diff = f"; decoded, it differs from the mask in {int((decoded != mask).sum())} pixels"
-        except ValueError as e:
-            diff = f"; it is not a valid RLE: {str(e).rstrip('.')}"
-        fail(f"{call} returned {got!r}; expected {want!r}{diff}. Number the pixels 1, 2, ... row by row and "
-             f"write 'start length' for each run of 1s.")
-    passed("row-major, 1-indexed 'start length' pairs, '' for an empty mask; matches course_utils.rle_encode.")

@@ -1,205 +1,236 @@
-"""Checks for lesson 11's exercises: the ISBI challenge's pixel error, and the cells of a mask as
-its 4-connected components.
+"""Checks for lesson 11's exercises: the depth term of the loss (mean absolute error in metres over
+the pixels with a measurement) and the three depth scores (AbsRel, RMSE, delta1) by hand.
 
-Each check runs the learner's function on small masks in the labels' convention (uint8, 255 = cell,
-0 = membrane) built to tell the usual mistakes apart (accuracy instead of error, a count instead
-of a share, uint8 subtraction that wraps around, one kind of error only; 8-connectivity, the
-membrane labelled instead of the cells, one label for every cell), compares the answer with
-course_utils.em_metrics and course_utils.data.isbi2012 and says in words what differs.
+Each check runs the learner's function on small depth maps built so that the usual mistakes give
+different numbers (pixels with no measurement counted, the absolute value forgotten, errors
+averaged per image instead of pooled, delta on one ratio only, ...), compares the answer with the
+package's (course_utils.losses.masked_l1, which SegDepthLoss uses, and course_utils.metrics.DepthMetrics)
+and says in words what differs.
 """
 from __future__ import annotations
 
-import numbers
+import math
 from typing import Any, Callable
 
-import numpy as np
+from ._common import CheckFailed, call_answer, fail, passed
 
-from ._common import call_answer, fail, passed
+__all__ = ["check_depth_l1", "check_depth_errors"]
 
-__all__ = ["check_pixel_error", "check_cells"]
-
-CELL, MEMBRANE = 255, 0
+RATIOS = (0.45, 0.6, 0.7, 0.77, 0.85, 1.0, 1.1, 1.2, 1.4, 2.0)  # pred / true: each delta mistake counts a different set
 
 
-def _masks(rows: list[str]) -> np.ndarray:
-    """A uint8 mask from rows of '#' (cell, 255) and '.' (membrane, 0)."""
-    return np.array([[CELL if ch == "#" else MEMBRANE for ch in row] for row in rows], np.uint8)
+def _depth_cases():
+    """(what, pred, true) depth maps (N, 1, H, W) in metres: one image fully measured, then two images
+    with holes (true depth 0), more of them in the second, so per-image and pooled means differ."""
+    import torch
+
+    g = torch.Generator().manual_seed(11)
+    cases = []
+    for what, n, holes in (("one image, every pixel measured", 1, (0,)),
+                           ("two images, 4 and 13 of their 30 pixels with no measurement (true depth 0)", 2, (4, 13))):
+        true = 0.7 + 5.3 * torch.rand(n, 1, 5, 6, generator=g, dtype=torch.float64)
+        ratio = torch.tensor(RATIOS, dtype=torch.float64).repeat(3 * n)[torch.randperm(30 * n, generator=g)]
+        pred = true * ratio.view(n, 1, 5, 6)
+        for i, k in enumerate(holes):
+            true[i, 0].view(-1)[torch.randperm(30, generator=g)[:k]] = 0.0
+        cases.append((what, pred.float(), true.float()))
+    return cases
 
 
-# ------------------------------------------------------------- exercise 1: pixel error
+def _number(value: Any, call: str, what: str) -> float:
+    """One learner number (a float, a 0-d tensor, a numpy scalar) as a float, or a sentence saying why not."""
+    import torch
 
-def _pixel_cases() -> list[tuple[np.ndarray, np.ndarray, str]]:
-    """(pred, target, what): 5 x 8 masks with 3 false cells and 1 missed cell pixel (so the two kinds
-    of error differ), the same masks swapped, identical masks, and a larger random pair."""
-    target = _masks(["####.###", "####.###", "........", "###.####", "###.####"])
-    pred = _masks(["####.###", "########", "..##....", "###.####", "#.#.####"])  # 3 extra cell, 1 missed
-    rng = np.random.default_rng(10)
-    big_t = np.where(rng.random((32, 48)) < 0.78, CELL, MEMBRANE).astype(np.uint8)
-    big_p = np.where(rng.random((32, 48)) < 0.1, CELL - big_t, big_t).astype(np.uint8)  # flip about 10%
-    return [(pred, target, "5 x 8 masks that differ in 4 pixels"),
-            (target, pred, "the same two masks, pred and target swapped"),
-            (target, target.copy(), "two identical 5 x 8 masks"),
-            (big_p, big_t, "random 32 x 48 masks that differ in about 10% of the pixels")]
-
-
-def _number(got: Any, call: str) -> float:
-    """The learner's answer as a float, or a sentence saying why it is not one number."""
-    if hasattr(got, "detach"):
-        got = got.detach().cpu().numpy()
-    arr = np.asarray(got) if isinstance(got, (np.ndarray, np.generic, list, tuple)) else got
-    if isinstance(arr, np.ndarray):
-        if arr.size != 1:
-            fail(f"{call} returned an array of shape {arr.shape}; expected one number for the whole slice: "
-                 f"average over all pixels (.mean() without an axis).")
-        arr = arr.reshape(()).item()
-    if isinstance(arr, bool) or not isinstance(arr, numbers.Real):
-        fail(f"{call} returned a {type(got).__name__}; expected one number (a float).")
-    return float(arr)
+    if value is None:
+        fail(f"{call} gave None for {what}; expected one number: is a `return` missing?")
+    try:
+        t = torch.as_tensor(value.detach() if hasattr(value, "detach") else value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        fail(f"{call} gave a {type(value).__name__} for {what}; expected one number.")
+    if t.numel() != 1:
+        fail(f"{call} gave shape {tuple(t.shape)} for {what}; expected one number over all the measured pixels "
+             f"of the batch (a mean, not a map).")
+    return float(t.reshape(()))
 
 
-def _pixel_hints(pred: np.ndarray, target: np.ndarray) -> list[tuple[float, str]]:
-    p, t = pred.astype(np.int64), target.astype(np.int64)
-    n = p.size
-    false_cell, missed = int(((p > 0) & (t == 0)).sum()), int(((p == 0) & (t > 0)).sum())
-    wrong = false_cell + missed
-    wrapped = np.abs(pred - target).astype(np.float64)  # uint8 arithmetic: 0 - 255 wraps to 1
+def _close(a: float, b: float) -> bool:
+    return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-7)
+
+
+# ------------------------------------------------------------- exercise 1: the depth term of the loss
+
+def _l1_hints(pred, true) -> list[tuple[float, str]]:
+    """(value of a usual mistake, what to say) for the depth term on these maps."""
+    import torch
+
+    p, t = pred.double(), true.double()
+    valid = t > 0
+    e = p[valid] - t[valid]
+    n, total = int(valid.sum()), t.numel()
+    per_image = [float((p[i][valid[i]] - t[i][valid[i]]).abs().mean()) for i in range(len(t))]
     return [
-        (1 - wrong / n, "that is the pixel accuracy, the share of pixels that AGREE; the pixel error is "
-                        "1 - accuracy, the share that disagree"),
-        (float(wrong), "that is the number of wrong pixels; the pixel error is their share: divide by the "
-                       "number of pixels (or take the mean of a boolean array)"),
-        (wrapped.mean(), "uint8 subtraction wraps around (0 - 255 is 1 in uint8, not -255): compare the masks "
-                         "with != instead, or convert them to int first"),
-        (wrapped.mean() / 255, "uint8 subtraction wraps around (0 - 255 is 1 in uint8, not -255): compare the "
-                               "masks with != instead, or convert them to int first"),
-        (255 * wrong / n, "that is 255 times the error: the masks hold 0 and 255, not 0 and 1; compare them "
-                          "with != and take the mean"),
-        (false_cell / n, "that counts only pixels predicted cell where the truth is membrane; count every "
-                         "pixel where the two masks disagree, both ways"),
-        (missed / n, "that counts only true cell pixels predicted as membrane; count every pixel where the "
-                     "two masks disagree, both ways"),
-        (wrong / max(int((t > 0).sum()), 1), "that divides by the number of cell pixels; the pixel error "
-                                             "divides by ALL pixels of the slice"),
-        (wrong / max(int((t == 0).sum()), 1), "that divides by the number of membrane pixels; the pixel error "
-                                              "divides by ALL pixels of the slice"),
+        (float((p - t).abs().mean()), f"the {total - n} pixels with no measurement (true depth 0) were scored, as "
+                                      f"if the wall were 0 m away there: keep only the pixels with target > 0"),
+        (float(e.abs().sum()) / total, f"that is the sum over the {n} measured pixels divided by all {total}; the "
+                                       f"pixels with no measurement must not count in the mean either: divide by "
+                                       f"the {n} measured ones (take .mean() after keeping target > 0)"),
+        (float(e.mean()), "errors above and below the truth cancelled: take the absolute value of each pixel's "
+                          "error before the mean"),
+        (abs(float(e.mean())), "that is the absolute value of the mean error; errors above and below the truth "
+                               "cancelled first: take each pixel's absolute error, then the mean"),
+        (float(e.pow(2).mean()), "that is the mean squared error; the depth term is the mean absolute error in "
+                                 "metres (L1)"),
+        (float(e.pow(2).mean().sqrt()), "that is the RMSE, one of the scores; the depth term is the mean absolute "
+                                        "error in metres (L1)"),
+        (float(e.abs().sum()), "that is the sum: take the mean over the measured pixels"),
+        (sum(per_image) / len(per_image), "that averages each image's mean error; the loss pools every measured "
+                                          "pixel of the batch, so an image with few measured pixels does not count "
+                                          "as much as a full one: keep target > 0 over the whole batch, then one "
+                                          ".mean()"),
+        (float((e.abs() / t[valid]).mean()), "that is AbsRel, the error as a share of the distance; the depth term "
+                                             "is in metres: |pred - target|, no division"),
+        (float((torch.log(p[valid]) - torch.log(t[valid])).abs().mean()), "that compares log-depths; the depth "
+                                                                          "term compares metres: |pred - target|"),
     ]
 
 
-def check_pixel_error(pixel_error: Callable[..., Any]) -> None:
-    """Exercise 1: `pixel_error(pred, target)` for two uint8 (H, W) masks with 255 = cell
-    and 0 = membrane -> one float, the share of pixels where the two masks disagree (1 - pixel accuracy). Lesson 11."""
-    from ..em_metrics import pixel_error as reference
+def check_depth_l1(depth_l1: Callable[..., Any]) -> None:
+    """Exercise 1: `depth_l1(pred, target)` for depth maps (N, 1, H, W) in metres, target 0 where
+    the sensor measured nothing -> a scalar tensor that backward() can go through: the mean of
+    |pred - target| over the pixels with target > 0, pooled over the batch. Equal to
+    course_utils.losses.masked_l1, the depth part of SegDepthLoss. Lesson 11."""
+    import torch
 
-    for pred, target, what in _pixel_cases():
-        call = f"pixel_error(pred, target) on {what}"
-        got = _number(call_answer(pixel_error, "pixel_error", pred.copy(), target.copy()), call)
-        want = reference(pred, target)
-        if np.isclose(got, want, rtol=1e-6, atol=1e-9):
+    from ..losses import masked_l1
+
+    for what, pred, true in _depth_cases():
+        call = f"depth_l1(pred {tuple(pred.shape)}, target {tuple(true.shape)}) [{what}]"
+        pred = pred.clone().requires_grad_(True)
+        try:
+            got = call_answer(depth_l1, "depth_l1", pred, true.clone())
+        except CheckFailed as err:
+            cause = err.__cause__
+            if isinstance(cause, RuntimeError) and "requires grad" in str(cause):
+                raise CheckFailed(f"{call} raised RuntimeError: {cause}. A loss must stay a torch computation so "
+                                  f"that loss.backward() reaches the depth head: no .numpy(), no .item(); use "
+                                  f"torch's abs() and mean().") from cause
+            raise
+        value = _number(got, call, "the loss")
+        if not isinstance(got, torch.Tensor) or not got.requires_grad:
+            fail(f"{call} returned a {type(got).__name__} that backward() cannot go through; a loss must stay a "
+                 f"tensor with its graph, so that training can follow it back to the depth head: do not call "
+                 f".item(), float() or .detach() on it.")
+        want = float(masked_l1(pred.detach().double(), true.double()))
+        if _close(value, want):
             continue
-        for wrong, hint in _pixel_hints(pred, target):
-            if np.isclose(got, wrong, rtol=1e-6, atol=1e-9):
-                fail(f"{call} returned {got:.6g}; expected {want:.6g}: {hint}.")
-        n_wrong = int((pred != target).sum())
-        fail(f"{call} returned {got:.6g}; expected {n_wrong} wrong pixels / {pred.size} pixels = {want:.6g}.")
-    passed("the pixel error is the share of pixels where prediction and truth disagree; it matches "
-           "course_utils.em_metrics.pixel_error.")
+        if not math.isfinite(value):
+            fail(f"{call} returned {value}; expected {want:.4f}: a log or a division met a pixel with no "
+                 f"measurement (target 0). Keep only the pixels with target > 0, and take |pred - target| in metres.")
+        for wrong, hint in _l1_hints(pred.detach(), true):
+            if _close(value, wrong):
+                fail(f"{call} returned {value:.4f}; expected {want:.4f}: {hint}.")
+        fail(f"{call} returned {value:.4f}; expected {want:.4f} = the mean of |pred - target| over the "
+             f"{int((true > 0).sum())} pixels with target > 0.")
+    passed("the mean absolute error in metres over the measured pixels of the batch, a tensor backward() goes "
+           "through; matches masked_l1, the depth part of SegDepthLoss.")
 
 
-# ------------------------------------------------------------- exercise 2: the cells of a mask
+# ------------------------------------------------------------- exercise 2: AbsRel, RMSE, delta1
 
-def _cell_cases() -> list[tuple[np.ndarray, str]]:
-    """Masks (uint8 0/255) that tell 4- from 8-connectivity and cells from membranes apart."""
-    diagonal = _masks(["###.", "##.#", "#.##", ".###"])  # a diagonal membrane: 2 cells, 1 with 8-connectivity
-    several = _masks(["###.##.##",
-                      "###.##.##",
-                      "....#....",
-                      "##.#.#.##",
-                      "##..#..##",
-                      ".#.#.#.#.",
-                      "#.#####.#"])  # cells at the border, cells meeting only at corners, a wavy one
-    ring = _masks(["#####", "#...#", "#.#.#", "#...#", "#####"])  # a ring cell around a membrane, a cell inside
-    return [(several, "a 7 x 9 mask with 11 cells, some meeting only at a corner"),
-            (diagonal, "a 4 x 4 mask with a diagonal membrane"),
-            (ring, "a 5 x 5 ring of cell around a membrane with one cell pixel inside"),
-            (np.zeros((3, 4), np.uint8), "a 3 x 4 mask of membrane only"),
-            (np.full((3, 4), CELL, np.uint8), "a 3 x 4 mask that is one cell")]
+def _error_hints(pred, true) -> dict[str, list[tuple[float, str]]]:
+    """For each score, (value of a usual mistake, what to say) on these maps."""
+    import torch
 
+    p, t = pred.double(), true.double()
+    valid = t > 0
+    pv, tv = p[valid], t[valid]
+    n, total = int(valid.sum()), t.numel()
+    ratio = torch.maximum(pv / tv, tv / pv)
 
-def _same_cells(a: np.ndarray, b: np.ndarray) -> bool:
-    """True when two label images split the pixels the same way (membrane 0 in both; any numbering)."""
-    if not np.array_equal(a == 0, b == 0):
-        return False
-    on = a != 0
-    pairs = np.unique(np.stack([a[on], b[on]]), axis=1) if on.any() else np.zeros((2, 0))
-    return len(np.unique(pairs[0])) == len(np.unique(pairs[1])) == pairs.shape[1]
+    def per_image(score: Callable[[Any, Any], Any]) -> float:
+        return sum(float(score(p[i][valid[i]], t[i][valid[i]])) for i in range(len(t))) / len(t)
 
-
-def _labels(got: Any, call: str, shape: tuple[int, ...]) -> np.ndarray:
-    """The learner's answer as an int64 label image of `shape`, or a sentence saying why it is not one."""
-    if isinstance(got, tuple) and len(got) == 2 and np.ndim(got[1]) == 0:
-        fail(f"{call} returned a pair ({type(got[0]).__name__}, {type(got[1]).__name__}): scipy.ndimage.label returns "
-             f"(labels, number of cells); return the labels only (labels, n = ndimage.label(...); return labels).")
-    if hasattr(got, "detach"):
-        got = got.detach().cpu().numpy()
-    try:
-        arr = np.asarray(got)
-    except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.dtype.kind not in "biuf":
-        fail(f"{call} returned a {type(got).__name__}; expected an array of integer labels (H, W).")
-    if arr.shape != shape:
-        fail(f"{call} returned shape {arr.shape}; expected {shape}: one label per pixel.")
-    if arr.dtype.kind == "f" and not np.all(arr == np.round(arr)):
-        fail(f"{call} returned fractional labels; labels are whole numbers, 0 for membrane and 1..K for the cells.")
-    return arr.astype(np.int64)
-
-
-def _cell_hint(got: np.ndarray, mask: np.ndarray) -> str | None:
-    """What the usual mistakes look like on this mask, or None."""
-    from scipy import ndimage
-
-    cells = mask > 0
-    eight = ndimage.label(cells, structure=np.ones((3, 3), int))[0]
-    membrane_parts = ndimage.label(~cells)[0]
-    if _same_cells(got, eight) and not _same_cells(eight, ndimage.label(cells)[0]):
-        return ("it joins cells that touch only at a corner, across a diagonal membrane: that is 8-connectivity "
-                "(the default of skimage.measure.label). The challenge counts cells with 4-connectivity: "
-                "scipy.ndimage.label's default structure, or skimage.measure.label(mask, connectivity=1)")
-    if cells.any() and (~cells).any() and (_same_cells(got, membrane_parts) or np.array_equal(got != 0, ~cells)):
-        return "it labels the membrane pixels (0); the cells are the 255 pixels: label mask > 0 (or mask == 255)"
-    if np.array_equal(got == 0, ~cells) and len(np.unique(got[cells])) == 1 and ndimage.label(cells)[1] > 1:
-        return ("every cell pixel carries the same label; each connected group of cell pixels needs its own "
-                "number: scipy.ndimage.label(mask > 0)")
-    if (~cells).any() and not np.any(got[~cells] == 0):
-        return "the membrane pixels must be 0; the cells are numbered 1..K"
-    return None
+    pooled = "pool every measured pixel of the batch (true > 0 over the whole batch, then one mean)"
+    all_px = (f"the {total - n} pixels with no measurement (true depth 0) counted in the mean: divide by the {n} "
+              f"measured ones (keep true > 0 first)")
+    return {
+        "abs_rel": [
+            (float(((pv - tv).abs() / tv).sum()) / total, all_px),
+            (float(((pv - tv).abs() / pv).mean()), "that divides by the predicted depth; AbsRel divides each error "
+                                                   "by the true depth: |pred - true| / true"),
+            (float(((pv - tv) / tv).mean()), "errors above and below the truth cancelled: take |pred - true|"),
+            (float((pv - tv).abs().mean() / tv.mean()), "that divides the mean error by the mean depth; divide each "
+                                                        "pixel's error by its own true depth, then take the mean"),
+            (float((pv - tv).abs().mean()), "that is the mean absolute error in metres; AbsRel divides each "
+                                            "pixel's error by its true depth"),
+            (per_image(lambda a, b: ((a - b).abs() / b).mean()), f"that averages each image's AbsRel; {pooled}"),
+        ],
+        "rmse": [
+            (float((pv - tv).pow(2).mean()), "that is the mean squared error: take its square root"),
+            (float((pv - tv).abs().mean()), "that is the mean absolute error: RMSE squares the errors, takes the "
+                                            "mean, then the square root"),
+            (per_image(lambda a, b: (a - b).pow(2).mean().sqrt()), f"that averages each image's RMSE; {pooled}, "
+                                                                   f"and take the square root last"),
+            (float((pv - tv).pow(2).sum().sqrt()), "that is the square root of the sum: take the mean of the "
+                                                   "squared errors first"),
+            (float(((p - t) ** 2).mean().sqrt()), f"the {total - n} pixels with no measurement (true depth 0) were "
+                                                  f"scored as if the wall were 0 m away: keep only true > 0"),
+            (math.sqrt(float((pv - tv).pow(2).sum()) / total), all_px),
+            (float(((pv - tv) / tv).pow(2).mean().sqrt()), "that is a relative RMSE; RMSE is in metres: no "
+                                                           "division by the true depth"),
+        ],
+        "delta1": [
+            (float((pv / tv < 1.25).double().mean()), "that counts pred / true < 1.25 only, so every prediction "
+                                                      "that is too small passes, however small: take "
+                                                      "max(pred / true, true / pred) < 1.25"),
+            (float((tv / pv < 1.25).double().mean()), "that counts true / pred < 1.25 only, so every prediction "
+                                                      "that is too large passes, however large: take "
+                                                      "max(pred / true, true / pred) < 1.25"),
+            (float(((pv - tv).abs() / tv < 0.25).double().mean()), "that counts |pred - true| / true < 0.25; "
+                                                                   "delta1 takes the ratio both ways, "
+                                                                   "max(pred / true, true / pred) < 1.25, so 25% "
+                                                                   "too far and 20% too near are the limits"),
+            (100 * float((ratio < 1.25).double().mean()), "that is a percentage: delta1 is a share between 0 and 1"),
+            (float((ratio < 1.25**2).double().mean()), "that is delta2 (ratio < 1.25**2); delta1 uses 1.25"),
+            (float((ratio < 1.25).sum()) / total, all_px),
+            (per_image(lambda a, b: (torch.maximum(a / b, b / a) < 1.25).double().mean()),
+             f"that averages each image's share; {pooled}"),
+        ],
+    }
 
 
-def check_cells(cells_of: Callable[..., Any]) -> None:
-    """Exercise 2: `cells_of(mask)` for a uint8 (H, W) mask with 255 = cell, 0 = membrane ->
-    int labels (H, W): 0 on the membrane, 1..K one number per cell, a cell being a 4-connected group of
-    cell pixels (neighbours up, down, left and right, never across a corner). Lesson 11."""
-    from ..data.isbi2012 import cell_labels
-
-    for mask, what in _cell_cases():
-        call = f"cells_of(mask) on {what}"
-        got = _labels(call_answer(cells_of, "cells_of", mask.copy()), call, mask.shape)
-        want = cell_labels(mask)
-        if _same_cells(got, want):
-            k = int(want.max())
-            if sorted(np.unique(got[got != 0]).tolist()) != list(range(1, k + 1)):
-                fail(f"{call}: the cells are right, but numbered {sorted(np.unique(got[got != 0]).tolist())}; "
-                     f"number them 1..{k}, so that labels.max() is the number of cells.")
-            continue
-        hint = _cell_hint(got, mask)
-        n_got = len(np.unique(got[got != 0]))
-        if hint:
-            fail(f"{call}: {hint}.")
-        fail(f"{call} found {n_got} cells; expected {int(want.max())}, the 4-connected groups of 255 pixels "
-             f"(membrane 0). Mask:\n{_draw(mask)}")
-    passed("cells are the 4-connected groups of cell pixels, numbered 1..K with the membrane 0; a diagonal "
-           "membrane keeps its two sides apart. Matches course_utils.data.cell_labels.")
+KEYS = ("abs_rel", "rmse", "delta1")
 
 
-def _draw(mask: np.ndarray) -> str:
-    return "\n".join("  " + "".join("#" if v else "." for v in row) for row in mask)
+def check_depth_errors(depth_errors: Callable[..., Any]) -> None:
+    """Exercise 2: `depth_errors(pred, true)` for depth maps (N, 1, H, W) in metres, true 0 where the
+    sensor measured nothing -> {"abs_rel", "rmse", "delta1"} over the pixels with true > 0, pooled
+    over the batch: mean |p - t| / t, sqrt(mean (p - t)^2), and the share with max(p / t, t / p) < 1.25.
+    Equal to what DepthMetrics computes. Lesson 11."""
+    from ..metrics import DepthMetrics
+
+    for what, pred, true in _depth_cases():
+        call = f"depth_errors(pred {tuple(pred.shape)}, true {tuple(true.shape)}) [{what}]"
+        got = call_answer(depth_errors, "depth_errors", pred.clone(), true.clone())
+        if not isinstance(got, dict):
+            fail(f"{call} returned a {type(got).__name__}; expected a dict with the keys {list(KEYS)}.")
+        missing = [k for k in KEYS if k not in got]
+        if missing:
+            fail(f"{call} returned a dict with keys {sorted(got)}; expected {list(KEYS)} (missing {missing}).")
+        reference = DepthMetrics()
+        reference.update(pred, true)
+        want = reference.compute()
+        hints = _error_hints(pred, true)
+        for key in KEYS:
+            value = _number(got[key], call, f'"{key}"')
+            if _close(value, want[key]):
+                continue
+            said = f'{call} gave "{key}" = {value:.4f}; expected {want[key]:.4f}'
+            if not math.isfinite(value):
+                fail(f"{said}: a pixel with no measurement (true depth 0) was divided by (or into) 0. Keep only the "
+                     f"pixels with true > 0 before computing anything.")
+            for wrong, hint in hints[key]:
+                if _close(value, wrong):
+                    fail(f"{said}: {hint}.")
+            fail(f"{said}, computed over the {want['n_pixels']} pixels with true > 0.")
+    passed("AbsRel, RMSE and delta1 over every measured pixel of the batch, pooled; matches DepthMetrics.")

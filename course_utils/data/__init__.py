@@ -1,4 +1,4 @@
-"""The course's data: Carvana (lesson 05), NYU Depth V2 (lesson 09) and ISBI 2012 EM (lesson 11), with loaders.
+"""The course's data: Carvana (lesson 05), NYU Depth V2 (lesson 10) and ISBI 2012 EM (lesson 13), with loaders.
 
 The real data sets are fetched with `python -m course_utils.data download carvana|nyuv2`; the
 toy ones are drawn on first use by `ensure_toy_carvana()` / `ensure_toy_nyuv2()` (or

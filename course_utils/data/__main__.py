@@ -1,4 +1,4 @@
-"""Command line for the course's data sets (lessons 05, 09 and 11).
+"""Command line for the course's data sets (lessons 05, 10 and 13).
 
     python -m course_utils.data download carvana [--root DIR] [--keep-zips]
     python -m course_utils.data download nyuv2 [--root DIR]
@@ -87,7 +87,7 @@ def _toy(args: argparse.Namespace) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     """CLI `python -m course_utils.data`: download a real data set, draw a toy one, or build the Carvana cache;
-    a learner's problem prints one message and exits 1. Lessons 05, 09 and 11."""
+    a learner's problem prints one message and exits 1. Lessons 05, 10 and 13."""
     args = _parser().parse_args(argv)
     from ..environment import dataset_dir, set_work_root
     from .download import DownloadError

@@ -1,7 +1,7 @@
 """Download the real data sets, check them and lay them out as the course reads them.
 
     python -m course_utils.data download carvana           # into <work root>/carvana (lesson 05)
-    python -m course_utils.data download nyuv2             # into <work root>/nyuv2 (lesson 09)
+    python -m course_utils.data download nyuv2             # into <work root>/nyuv2 (lesson 10)
     download_carvana(), download_nyuv2()                   # the same from Python
 
 The work root is the data root when that is writable (environment.work_root()).
@@ -19,7 +19,7 @@ metadata files (the official train/test split and the 40- and 13-class mappings,
 github.com/ankurhanda/nyuv2-meta-data) over plain HTTPS with fetch_file (fetch.py): it resumes
 an interrupted download and checks each file's size and SHA-256 before renaming it into place.
 
-ISBI 2012 (lesson 11) has its own module, course_utils.data.isbi2012_download.
+ISBI 2012 (lesson 13) has its own module, course_utils.data.isbi2012_download.
 """
 from __future__ import annotations
 
@@ -283,7 +283,7 @@ def download_nyuv2(root: str | Path | None = None, *, files: tuple[Remote, ...] 
     already there (downloaded before, or copied in by hand) are checked, not fetched again; a labeled
     file attached to a Kaggle Notebook is linked in, not downloaded.
     files: what to fetch (default NYUV2_FILES; pass others for a mirror). timeout: seconds
-    without data before giving up. Raises DownloadError saying what to do when it cannot work. Lesson 09.
+    without data before giving up. Raises DownloadError saying what to do when it cannot work. Lesson 10.
     """
     if root is None:
         from ..environment import work_root

@@ -3,7 +3,7 @@
 fetch_file(remote, dest) downloads to dest.part and resumes where it stopped (HTTP Range
 requests); the file is renamed into place only once its size and SHA-256 are right, and a
 marker beside it remembers the check so a rerun does not hash it again. NYU Depth V2
-(download.py, lesson 09) and ISBI 2012 (isbi2012_download.py, lesson 11) are fetched this way.
+(download.py, lesson 10) and ISBI 2012 (isbi2012_download.py, lesson 13) are fetched this way.
 """
 from __future__ import annotations
 
@@ -23,13 +23,13 @@ __all__ = ["DownloadError", "Remote", "NETWORK_ERRORS", "fetch_file", "host_of",
 
 class DownloadError(RuntimeError):
     """A download that cannot work as things are; the message says what to do instead.
-    Lessons 05, 09 and 11."""
+    Lessons 05, 10 and 13."""
 
 
 @dataclass(frozen=True)
 class Remote:
     """One file to fetch: its name in the data folder, where it lives, its size and SHA-256 (None: size only).
-    Lessons 09 and 11."""
+    Lessons 10 and 13."""
 
     name: str
     url: str
@@ -44,7 +44,7 @@ NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionEr
 def fetch_file(remote: Remote, dest: Path, *, timeout: float = 30.0, by_hand: str = "") -> Path:
     """Download remote.url to dest through dest.part with a progress bar, resuming a .part already
     there; check size and SHA-256, then rename into place. by_hand: advice added to every error.
-    Lessons 09 and 11."""
+    Lessons 10 and 13."""
     part = part_path(dest)
     problem = _file_problem(dest, remote)
     if problem is None:
@@ -118,23 +118,23 @@ def _stream(remote: Remote, part: Path, have: int, timeout: float, by_hand: str)
 
 def bytes_on_disk(path: Path) -> int:
     """The size of path in bytes, 0 when it is not there: how much of a download is already on disk.
-    Lessons 09 and 11."""
+    Lessons 10 and 13."""
     return path.stat().st_size if path.is_file() else 0
 
 
 def part_path(dest: Path) -> Path:
-    """dest.part: where a download of dest collects its bytes until it is whole and checked. Lessons 09 and 11."""
+    """dest.part: where a download of dest collects its bytes until it is whole and checked. Lessons 10 and 13."""
     return dest.with_name(dest.name + ".part")
 
 
 def host_of(url: str) -> str:
-    """The host name of url, for messages. Lessons 09 and 11."""
+    """The host name of url, for messages. Lessons 10 and 13."""
     return urllib.parse.urlsplit(url).netloc or url
 
 
 def checked_marker(dest: Path) -> Path:
     """The file beside dest that records a passed check (size and time), so a rerun skips re-hashing.
-    Lessons 09 and 11."""
+    Lessons 10 and 13."""
     return dest.with_name(f".{dest.name}.checked")
 
 

@@ -1,4 +1,4 @@
-"""Data-set folders that are either whole or absent (lessons 05 and 09).
+"""Data-set folders that are either whole or absent (lessons 05 and 10).
 
 A toy set is drawn into a temporary sibling folder named `.<name>.partial-<pid>` and renamed
 into place when whole, so an interrupted run never leaves a folder that looks complete, and
@@ -14,7 +14,7 @@ from typing import Callable
 
 def remove_abandoned_partials(folder: Path, pattern: str) -> None:
     """Delete the half-written folders matching `pattern` in `folder` (".name.partial-<pid>")
-    whose writing process no longer exists: what a killed run leaves behind. Lessons 05 and 09."""
+    whose writing process no longer exists: what a killed run leaves behind. Lessons 05 and 10."""
     for tmp in folder.glob(pattern):
         try:
             os.kill(int(tmp.name.rsplit("-", 1)[1]), 0)
@@ -26,7 +26,7 @@ def remove_abandoned_partials(folder: Path, pattern: str) -> None:
 
 def refuse_foreign(root: Path, signature: str, maker: str) -> None:
     """FileExistsError unless `root` is empty, absent, or holds `signature` (written by `maker`):
-    a toy set may replace an earlier toy set, never a real download or anything else. Lessons 05 and 09."""
+    a toy set may replace an earlier toy set, never a real download or anything else. Lessons 05 and 10."""
     if root.exists() and any(root.iterdir()) and not (root / signature).exists():
         raise FileExistsError(f"{root} is not empty and was not made by {maker}; refusing to overwrite it. "
                               f"Move its files away or pass an empty or new folder.")
@@ -34,7 +34,7 @@ def refuse_foreign(root: Path, signature: str, maker: str) -> None:
 
 def claim_folder(root: Path, signature: str, maker: str, stale: tuple[str, ...]) -> None:
     """Make `root` ready for `maker` to draw into: refuse a foreign folder, delete the `stale`
-    entries (files or folders) of an earlier toy set, then write `signature` first. Lessons 05 and 09."""
+    entries (files or folders) of an earlier toy set, then write `signature` first. Lessons 05 and 10."""
     refuse_foreign(root, signature, maker)
     for name in stale:
         path = root / name
@@ -52,7 +52,7 @@ def publish_folder(root: Path, make: Callable[[Path], object], complete: Callabl
 
     complete(path) says whether a folder is whole with the wanted settings; `signature` is the
     file `maker` writes first, so a non-empty folder without it (a real download, say) is never
-    replaced. Lessons 05 and 09.
+    replaced. Lessons 05 and 10.
     """
     refuse_foreign(root, signature, maker)
     root.parent.mkdir(parents=True, exist_ok=True)

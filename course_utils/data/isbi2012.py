@@ -1,4 +1,4 @@
-"""The ISBI 2012 EM segmentation challenge: the paper's own first data set (lesson 11).
+"""The ISBI 2012 EM segmentation challenge: the paper's own first data set (lesson 13).
 
 Serial-section transmission electron microscopy of the Drosophila first-instar larva ventral
 nerve cord (Cardona et al. 2010, PLoS Biology), 30 training slices of 512 x 512 with labels and 30 test
@@ -33,7 +33,7 @@ __all__ = ["STACKS", "read_stack", "write_stack", "read_isbi2012", "check_isbi20
 STACKS = {"volume": "train-volume.tif", "labels": "train-labels.tif", "test": "test-volume.tif"}
 PAGES, PAGE_SIZE = 30, (512, 512)  # every stack of the challenge: 30 slices of 512 x 512
 HELD_OUT = (25, 26, 27, 28, 29)  # the course's default: the last 5 training slices, never trained on
-HOW_TO_GET = "`python -m course_utils.data download isbi2012` (or ensure_isbi2012() in Python; lesson 11)"
+HOW_TO_GET = "`python -m course_utils.data download isbi2012` (or ensure_isbi2012() in Python; lesson 13)"
 _BROKEN_TIFF = (UnidentifiedImageError, OSError, SyntaxError, EOFError, TypeError, ValueError, KeyError,
                 IndexError, struct.error)  # what PIL raises on a cut-short or damaged TIFF
 
@@ -41,7 +41,7 @@ _BROKEN_TIFF = (UnidentifiedImageError, OSError, SyntaxError, EOFError, TypeErro
 # ---------------------------------------------------------------------------- reading and writing stacks
 def read_stack(path: str | Path) -> np.ndarray:
     """All pages of a multi-page greyscale TIFF as uint8 (N, H, W); a clear error for a file
-    that is missing, not a TIFF, cut short, or not 8-bit greyscale. Lesson 11."""
+    that is missing, not a TIFF, cut short, or not 8-bit greyscale. Lesson 13."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist. Get the ISBI 2012 stacks with {HOW_TO_GET}.")
@@ -67,7 +67,7 @@ def read_stack(path: str | Path) -> np.ndarray:
 
 def write_stack(path: str | Path, pages: np.ndarray) -> Path:
     """Write (N, H, W) pages as one uncompressed multi-page TIFF: uint8 as 8-bit greyscale,
-    float as 32-bit float (mode 'F', the challenge's probability maps). Lesson 11."""
+    float as 32-bit float (mode 'F', the challenge's probability maps). Lesson 13."""
     pages = np.asarray(pages)
     if pages.ndim != 3:
         raise ValueError(f"a stack is (N, H, W) pages, got shape {pages.shape}.")
@@ -96,7 +96,7 @@ def read_isbi2012(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
     """The training stacks of root: (volume, labels), uint8 (N, H, W) each, (30, 512, 512) for the
     challenge's files; labels 255 = cell, 0 = membrane. Errors name the file and what is wrong:
     a missing labels file, a labels stack whose pages differ from the images', values other than
-    0/255, a file cut short. Lesson 11."""
+    0/255, a file cut short. Lesson 13."""
     root = Path(root)
     volume = read_stack(root / STACKS["volume"])
     labels_path = root / STACKS["labels"]
@@ -104,7 +104,7 @@ def read_isbi2012(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise FileNotFoundError(
             f"{labels_path} is missing: the training labels belong next to {root / STACKS['volume']}. "
             f"Get the three stacks with `python -m course_utils.data download isbi2012 --root {root}` "
-            "(lesson 11), or copy the challenge's train-labels.tif there by hand.")
+            "(lesson 13), or copy the challenge's train-labels.tif there by hand.")
     labels = read_stack(labels_path)
     if labels.shape != volume.shape:
         raise ValueError(
@@ -118,7 +118,7 @@ def read_isbi2012(root: str | Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def stack_problem(path: Path, labels: bool = False) -> str | None:
-    """Why path is not one of the challenge's stacks (30 pages, 512 x 512, 8-bit; labels 0/255), or None. Lesson 11."""
+    """Why path is not one of the challenge's stacks (30 pages, 512 x 512, 8-bit; labels 0/255), or None. Lesson 13."""
     try:
         stack = read_stack(path)
     except FileNotFoundError:
@@ -134,7 +134,7 @@ def stack_problem(path: Path, labels: bool = False) -> str | None:
 def check_isbi2012(root: str | Path) -> None:
     """The content check after a download (no checksum of the files was ever published): the three
     stacks are there, each 30 pages of 512 x 512 in 8 bits, the labels only 0 and 255. Raises
-    ValueError naming each file that is wrong and why. Lesson 11."""
+    ValueError naming each file that is wrong and why. Lesson 13."""
     root = Path(root)
     problems = {name: stack_problem(root / name, labels=key == "labels") for key, name in STACKS.items()}
     wrong = {name: why for name, why in problems.items() if why}
@@ -152,7 +152,7 @@ def held_out_split(n_slices: int = PAGES, held_out: Sequence[int] = HELD_OUT) ->
     >>> held_out_split(30, (0, 29))[1]
     [0, 29]
 
-    Lesson 11.
+    Lesson 13.
     """
     held = [int(k) for k in held_out]
     outside = [k for k in held if not 0 <= k < n_slices]
@@ -172,7 +172,7 @@ def cell_labels(mask: np.ndarray) -> np.ndarray:
     """int32 (H, W): the cells of a label page, numbered 1..K, 0 = membrane. A cell is a connected
     component (4-connectivity, scipy.ndimage.label's default) of the cell pixels: 255 in the
     challenge's labels, or 1 / True in a binary mask. The Rand error and the weight map count
-    cells this way. Lesson 11."""
+    cells this way. Lesson 13."""
     mask = np.asarray(mask)
     if mask.ndim != 2:
         raise ValueError(f"cell_labels takes one label page (H, W), got shape {mask.shape}.")
@@ -203,7 +203,7 @@ class ISBI2012Dataset(torch.utils.data.Dataset):
     >>> image, mask = ds[0]; image.shape                                                             # doctest: +SKIP
     torch.Size([1, 192, 192])
 
-    Lesson 11.
+    Lesson 13.
     """
 
     def __init__(self, root: str | Path, split: str = "train", slices: Sequence[int] | None = None,
@@ -292,7 +292,7 @@ def em_train_transform(crop: int | tuple[int, int], seed: int | None = None,
     (GridElastic, 3 x 3 grid, sigma 10 px as on the paper's 512 x 512), 90-degree rotations and
     flips; then a random crop of `crop` (one side or (H, W); mirror-padded when larger than the
     slice, as for the valid network's 572 tiles) and a mild brightness/contrast change. Items come
-    out exactly crop-sized. seed: repeatable draws. Lesson 11."""
+    out exactly crop-sized. seed: repeatable draws. Lesson 13."""
     height, width = (crop, crop) if np.isscalar(crop) else crop
     return A.Compose([
         GridElastic(grid=3, sigma=elastic_sigma, p=1.0),  # Section 3.1: every sample deformed
@@ -306,5 +306,5 @@ def em_train_transform(crop: int | tuple[int, int], seed: int | None = None,
 
 def em_eval_transform() -> None:
     """No transform for held-out and test slices: the whole slice as it is (tiling happens at
-    inference). Returns None, which ISBI2012Dataset reads as "unchanged". Lesson 11."""
+    inference). Returns None, which ISBI2012Dataset reads as "unchanged". Lesson 13."""
     return None

@@ -1,4 +1,4 @@
-"""Download the ISBI 2012 stacks over HTTPS, resumable and checked by content (lesson 11).
+"""Download the ISBI 2012 stacks over HTTPS, resumable and checked by content (lesson 13).
 
 No checksum of the challenge's files was ever published, so each stack is checked by what it
 holds (course_utils.data.isbi2012.check_isbi2012): 30 pages of 512 x 512, 8-bit, labels 0/255.
@@ -29,7 +29,7 @@ def download_isbi2012(root: str | Path | None = None, *, base_url: str | None = 
     ISBI2012_URL). Files already there (downloaded before, or copied in by hand) are checked, not
     fetched; an interrupted download resumes. Each file is checked by content (30 pages of
     512 x 512, 8-bit; labels only 0 and 255); one that is not the challenge's is deleted. Raises
-    DownloadError saying what to do (e.g. where to put hand-copied files) when it cannot work. Lesson 11.
+    DownloadError saying what to do (e.g. where to put hand-copied files) when it cannot work. Lesson 13.
     """
     root = _isbi2012_root(root)
     root.mkdir(parents=True, exist_ok=True)
@@ -49,7 +49,7 @@ def ensure_isbi2012(root: str | Path | None = None) -> Path:
     """The ISBI 2012 folder, downloaded on first use: root when its stacks pass check_isbi2012,
     else download_isbi2012(root). root=None: dataset_dir("isbi2012"), i.e. the data root's copy, the
     work root's, or one attached to a Kaggle Notebook; a download goes to the work root. What a
-    learner's notebook calls. Lesson 11."""
+    learner's notebook calls. Lesson 13."""
     if root is None:
         from ..environment import dataset_dir
 

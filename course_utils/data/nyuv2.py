@@ -1,4 +1,4 @@
-"""Reading NYU Depth V2's labeled set for segmentation and depth (lesson 09).
+"""Reading NYU Depth V2's labeled set for segmentation and depth (lesson 10).
 
     root/nyu_depth_v2_labeled.mat  MATLAB v7.3 = HDF5 (2.8 GB, 1449 frames of 480 x 640). h5py
                                    sees MATLAB's axes reversed: images (N, 3, W, H) uint8,
@@ -31,7 +31,7 @@ TASKS = ("seg", "depth")
 LABELED, SPLIT_FILE, MAPPING_40, MAPPING_13 = ("nyu_depth_v2_labeled.mat", "splits.mat", "classMapping40.mat",
                                                "class13Mapping.mat")
 HOW_TO_GET = ("Draw the toy set with `python -m course_utils.data toy nyuv2` (or ensure_toy_nyuv2()), or download "
-              "the real one (2.8 GB) with `python -m course_utils.data download nyuv2` (lesson 09).")
+              "the real one (2.8 GB) with `python -m course_utils.data download nyuv2` (lesson 10).")
 
 
 def _need(path: Path) -> Path:
@@ -62,7 +62,7 @@ def read_class_mapping(root: str | Path, num_classes: int = 13) -> tuple[np.ndar
     """Lookup table raw label -> class, read from the data set's mapping files, and the class names.
 
     Returns (lut, names): lut uint8 (895,) with lut[raw] in 1..num_classes and lut[0] = 0
-    (unlabeled); names the num_classes class names, in class order (class k is names[k - 1]). Lesson 09.
+    (unlabeled); names the num_classes class names, in class order (class k is names[k - 1]). Lesson 10.
     """
     _check_num_classes(num_classes)
     root = Path(root)
@@ -84,14 +84,14 @@ def read_class_mapping(root: str | Path, num_classes: int = 13) -> tuple[np.ndar
 
 
 def nyuv2_class_names(root: str | Path, num_classes: int = 13) -> list[str]:
-    """The class names (13 or 40) as the data set's mapping files list them; target k is names[k]. Lesson 09."""
+    """The class names (13 or 40) as the data set's mapping files list them; target k is names[k]. Lesson 10."""
     return read_class_mapping(root, num_classes)[1]
 
 
 def _check_num_classes(num_classes: int) -> None:
     if num_classes not in NUM_CLASSES:
         raise ValueError(f"NYUv2 comes with a 13-class and a 40-class labelling; num_classes={num_classes!r} is "
-                         "neither. Use num_classes=13 (lesson 09's first model) or 40.")
+                         "neither. Use num_classes=13 (lesson 10's first model) or 40.")
 
 
 def _tasks(tasks: str | Sequence[str]) -> tuple[str, ...]:
@@ -125,7 +125,7 @@ class NYUv2Dataset(torch.utils.data.Dataset):
     >>> image, seg = ds[0]; image.shape, seg.shape                       # doctest: +SKIP
     (torch.Size([3, 96, 128]), torch.Size([96, 128]))
 
-    Lesson 09.
+    Lessons 10 and 11.
     """
 
     def __init__(self, root: str | Path, split: str = "train", num_classes: int = 13,
@@ -254,7 +254,7 @@ def label_frequencies(dataset: NYUv2Dataset, chunk: int = 32) -> np.ndarray:
     """Pixels of each class over the dataset's frames, at full resolution: int64 (num_classes,).
 
     Unlabeled pixels are not counted. Reads only the labels, `chunk` frames at a time. The counts
-    become class weights for the loss (e.g. median frequency / frequency). Lesson 09.
+    become class weights for the loss (e.g. median frequency / frequency). Lesson 10.
     """
     import h5py
 

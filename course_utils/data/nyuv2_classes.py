@@ -1,6 +1,6 @@
-"""Facts about NYU Depth V2's classes: names, the 40 -> 13 table, raw ids the toy draws (lesson 09).
+"""Facts about NYU Depth V2's classes: names, the 40 -> 13 table, raw ids the toy draws (lesson 10).
 
-The toy data set writes its mapping files from these, and lesson 09's checks build test files
+The toy data set writes its mapping files from these, and lesson 10's checks build test files
 from them, so both hold the real names and the real table.
 """
 from __future__ import annotations
@@ -36,7 +36,7 @@ CLASS_13_OF_40 = (
 
 def matlab_cell(names: tuple[str, ...]) -> np.ndarray:
     """A 1 x n MATLAB cell array of strings, as the mapping files store class names (scipy.io.savemat
-    writes it). Lesson 09."""
+    writes it). Lesson 10."""
     cell = np.empty((1, len(names)), object)
     cell[0, :] = names
     return cell

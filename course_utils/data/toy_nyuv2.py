@@ -1,4 +1,4 @@
-"""A toy NYU Depth V2: rooms ray-cast from a simple 3-D layout, in the real files' formats (lesson 09).
+"""A toy NYU Depth V2: rooms ray-cast from a simple 3-D layout, in the real files' formats (lesson 10).
 
 The real labeled set is one 2.8 GB file of 1449 Kinect frames plus three metadata files. The toy
 one is drawn here in seconds, in the same four files with the same keys, dtypes and axis order,
@@ -380,7 +380,7 @@ def make_toy_nyuv2(root: str | Path, n_images: int = 200, seed: int = 0,
 
     >>> root = make_toy_nyuv2(tmp_path / "toy_nyuv2", n_images=20)   # doctest: +SKIP
 
-    Lesson 09.
+    Lesson 10.
     """
     root = Path(root)
     height, width = (int(v) for v in image_size)
@@ -402,7 +402,7 @@ def _prepare_folder(root: Path) -> None:
 
 def is_complete(root: str | Path, n_images: int | None = None, seed: int | None = None,
                 image_size: tuple[int, int] | None = None) -> bool:
-    """True when `root` holds a whole toy set (made with these parameters, where given). Lesson 09."""
+    """True when `root` holds a whole toy set (made with these parameters, where given). Lesson 10."""
     try:
         params = json.loads((Path(root) / COMPLETE).read_text())
     except (OSError, ValueError):
@@ -417,7 +417,7 @@ def ensure_toy_nyuv2(root: str | Path | None = None, n_images: int = 200, seed: 
 
     root defaults to data_root() / "toy_nyuv2" when a whole set with these settings is there (then only
     read), else work_root() / "toy_nyuv2". The set is drawn in a temporary sibling folder and
-    moved into place when whole, so an interrupted run never leaves a set that looks complete. Lesson 09.
+    moved into place when whole, so an interrupted run never leaves a set that looks complete. Lesson 10.
     """
     if root is None:
         from ..environment import data_root, work_root

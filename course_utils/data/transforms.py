@@ -58,7 +58,7 @@ class GridElastic(A.DualTransform):
 
     >>> out = GridElastic(grid=3, sigma=10.0, p=1.0)(image=image, mask=mask)   # doctest: +SKIP
 
-    Lessons 05 and 10.
+    Lessons 05 and 12.
     """
 
     def __init__(self, grid: int = 3, sigma: float = PAPER_SIGMA, p: float = 0.5) -> None:
@@ -108,7 +108,7 @@ def resize(size: tuple[int, int]) -> A.Resize:
 
 
 def paper_sigma(size: tuple[int, int]) -> float:
-    """The paper's 10 px on 512 x 512 images, scaled to a training size (H, W) by its shorter side. Lesson 10."""
+    """The paper's 10 px on 512 x 512 images, scaled to a training size (H, W) by its shorter side. Lesson 12."""
     return PAPER_SIGMA * min(size) / PAPER_SIZE
 
 

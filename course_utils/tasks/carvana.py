@@ -76,7 +76,7 @@ class Carvana(Task):
         return "split by car"
 
     def build_model(self, cfg: Any) -> nn.Module:
-        if getattr(cfg, "encoder", None):  # a torchvision classifier as the contracting path (lesson 12)
+        if getattr(cfg, "encoder", None):  # a torchvision classifier as the contracting path (lesson 14)
             from ..encoders import EncoderUNet  # here: torchvision is imported only when asked for
 
             return EncoderUNet(cfg.encoder, 3, 1, weights=cfg.encoder_weights, batch_norm=cfg.batch_norm)

@@ -1,4 +1,4 @@
-"""ISBI 2012 EM membranes (lesson 11): the paper's own first experiment, through the same engine.
+"""ISBI 2012 EM membranes (lesson 13): the paper's own first experiment, through the same engine.
 
 Greyscale slices in, one logit per pixel (cell vs membrane) out. Training draws random tiles from
 the training slices with the paper's augmentation (elastic 3 x 3 grid, rotations, flips); the
@@ -34,7 +34,7 @@ from .base import Task
 
 def resolve_isbi_dir(cfg: Any) -> Path:
     """The folder with the three stacks: cfg.data_dir, else data_root()/isbi2012, downloaded on first
-    use (24 MB; ensure_isbi2012). Lesson 11."""
+    use (24 MB; ensure_isbi2012). Lesson 13."""
     root = Path(cfg.data_dir).expanduser() if cfg.data_dir else None
     if root is not None and not (root / "train-labels.tif").is_file():
         raise FileNotFoundError(f"no ISBI 2012 stacks at {root} (it needs train-volume.tif and train-labels.tif). "
@@ -45,7 +45,7 @@ def resolve_isbi_dir(cfg: Any) -> Path:
 
 def crop_to(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """The top-left target-sized part of logits (B, C, h, w): a valid network's held-out pass
-    predicts a little more than the slice (h >= H), and output pixel (i, j) is slice pixel (i, j). Lesson 11."""
+    predicts a little more than the slice (h >= H), and output pixel (i, j) is slice pixel (i, j). Lesson 13."""
     h, w = target.shape[-2:]
     if logits.shape[-2] < h or logits.shape[-1] < w:
         raise ValueError(f"the network predicted {tuple(logits.shape[-2:])} pixels for a target of {(h, w)}; "
@@ -55,7 +55,7 @@ def crop_to(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 class EMLoss(nn.Module):
     """Binary cross-entropy per pixel, weighted by the paper's weight map when the target carries one
-    ({"mask", "weight"}), averaged: the paper's loss (Section 3) for one logit. Lesson 11."""
+    ({"mask", "weight"}), averaged: the paper's loss (Section 3) for one logit. Lesson 13."""
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         mask = target["mask"] if isinstance(target, dict) else target
@@ -66,7 +66,7 @@ class EMLoss(nn.Module):
 
 
 class CroppedEMScores(EMScores):
-    """EMScores of the target-sized part of the logits (see crop_to). Lesson 11."""
+    """EMScores of the target-sized part of the logits (see crop_to). Lesson 13."""
 
     def update(self, logits, target, loss: float) -> None:
         mask = target["mask"] if isinstance(target, dict) else target
@@ -75,7 +75,7 @@ class CroppedEMScores(EMScores):
 
 class Tiles(Dataset):
     """Training tiles: each slice drawn `per_slice` times an epoch (item i is slice i % n), and for a
-    valid network the target cut to the centre the network predicts (margin pixels off each side). Lesson 11."""
+    valid network the target cut to the centre the network predicts (margin pixels off each side). Lesson 13."""
 
     def __init__(self, slices: ISBI2012Dataset, per_slice: int, margin: int) -> None:
         self.slices, self.per_slice, self.margin = slices, per_slice, margin
@@ -101,7 +101,7 @@ class Tiles(Dataset):
 class WithContext(Dataset):
     """Held-out slices whole, the image mirror-padded so a valid network's one pass covers the slice:
     `before` pixels on top and left (the context margin), `after` on bottom and right (a little more,
-    so the padded side is a size the network takes). Lesson 11."""
+    so the padded side is a size the network takes). Lesson 13."""
 
     def __init__(self, slices: ISBI2012Dataset, before: int, after: int) -> None:
         self.slices, self.before, self.after = slices, before, after
@@ -121,7 +121,7 @@ class WithContext(Dataset):
 
 
 def valid_padding(side: int, depth: int) -> tuple[int, int]:
-    """(before, after): mirror padding that lets the valid network of `depth` predict a whole side. Lesson 11."""
+    """(before, after): mirror padding that lets the valid network of `depth` predict a whole side. Lesson 13."""
     margin = context_margin(depth)
     extra = 0
     while output_length(side + 2 * margin + extra, depth, "valid") is None:
@@ -131,7 +131,7 @@ def valid_padding(side: int, depth: int) -> tuple[int, int]:
 
 def train_tiles_transform(cfg: Any, margin: int) -> A.Compose:
     """em_train_transform at the tile size, the slice first mirror-padded by the valid network's
-    margin, so output tiles reach the slice's border with mirrored context (the paper's Figure 2). Lesson 11."""
+    margin, so output tiles reach the slice's border with mirrored context (the paper's Figure 2). Lesson 13."""
     tiles = em_train_transform(tuple(cfg.image_size))
     if not margin:
         return tiles
@@ -140,7 +140,7 @@ def train_tiles_transform(cfg: Any, margin: int) -> A.Compose:
 
 class ISBI2012(Task):
     """The ISBI 2012 EM stacks as the engine sees them: tiles of the training slices, whole held-out
-    slices, best.pt by Rand error. Lesson 11."""
+    slices, best.pt by Rand error. Lesson 13."""
     name, title = "isbi2012", "ISBI 2012"
     # quick: a same-padded base-16 U-Net on 192 x 192 tiles; full: the paper's valid network on 572 tiles.
     # Both weight the loss by the paper's map: on the quick budget it reached the same Rand error as
@@ -181,7 +181,7 @@ class ISBI2012(Task):
         return CroppedEMScores()
 
     def figure(self, model: nn.Module, val_set: Dataset, path: Path, device: torch.device) -> Path | None:
-        return None  # lesson 11 and the viewer draw the slices
+        return None  # lesson 13 and the viewer draw the slices
 
 
 TASK = ISBI2012()

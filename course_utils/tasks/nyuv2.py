@@ -1,6 +1,6 @@
-"""NYU Depth V2 (lesson 09): 13 or 40 classes, optionally depth from a second head; held-out mIoU.
+"""NYU Depth V2 (lessons 10 and 11): 13 or 40 classes, optionally depth from a second head; held-out mIoU.
 
-The pieces (datasets, loss, held-out scores) live in course_utils.segdepth, which lesson 09 teaches.
+The pieces (datasets, loss, held-out scores) live in course_utils.segdepth, which lessons 10 and 11 teach.
 """
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from .base import Task
 
 
 class NYUv2(Task):
-    """NYU Depth V2 as the engine sees it: 13 or 40 classes, an optional depth head, held-out mIoU. Lesson 09."""
+    """NYU Depth V2 as the engine sees it: 13 or 40 classes, an optional depth head, held-out mIoU. Lessons 10 and 11."""
     name, title = "nyuv2", "NYU Depth V2"
     # the toy rooms are drawn at 96x128 (the real 480x640 is 4:3 too)
     profiles = {"quick": dict(image_size=(96, 128), batch_size=4, epochs=20, lr=1e-2),
