@@ -78,7 +78,7 @@ class BCEDiceLoss(nn.Module):
         return self.bce_weight * bce + (1 - self.bce_weight) * self.dice(logits, target)
 
 
-# ---------------------------------------------------------------------------- lesson 10: classes and depth
+# ---------------------------------------------------------------------------- lessons 10 and 11: classes and depth
 
 
 def class_weights(counts: Tensor, method: str = "median") -> Tensor:

@@ -288,7 +288,7 @@ class ConfusionMatrix:
         return confusion_scores(self.matrix, self.ignore_index)
 
 
-# ---------------------------------------------------------------------------- depth (lesson 10)
+# ---------------------------------------------------------------------------- depth (lesson 11)
 
 DELTA = 1.25
 

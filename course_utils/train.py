@@ -157,7 +157,7 @@ def load_or_train(cfg: TrainConfig | None = None, *, name: str | None = None,
     same settings (cfg, default the profile's); else the same run under a read-only data root (one a teacher
     trained once for a whole class, see teaching/class_server.md); otherwise trains it once with `run(cfg)` into
     the work root, so the later lessons share one model instead of each training their own. The work root
-    is the data root when that is writable (environment.work_root). Lessons 07, 10 and 13.
+    is the data root when that is writable (environment.work_root). Lessons 07-11 and 13.
     """
     cfg = cfg or TrainConfig.for_profile()
     run_name = f"{name or cfg.task}-{cfg.profile}"
