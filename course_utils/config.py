@@ -63,7 +63,7 @@ class TrainConfig:
     channels_last: bool | None = None  # None: on for CUDA (faster convolutions there), off elsewhere
     clip_grad: float | None = None  # max gradient norm; None or 0: no clipping (see train_step)
     compile: bool = False  # torch.compile the model (slow first epoch, faster later ones on GPUs)
-    task: str = "carvana"  # or "nyuv2" (lesson 10): classes, optionally depth; or "isbi2012" (lesson 13): EM
+    task: str = "carvana"  # or "nyuv2" (lessons 10, 11): classes, optionally depth; or "isbi2012" (lesson 13): EM
     padding: str = "same"  # "valid": the paper's unpadded network (isbi2012; image_size is then the input tile)
     batch_norm: bool = True  # False: the paper's network (no BatchNorm; its convs have biases)
     num_classes: int = 13  # nyuv2: 13 or 40

@@ -224,7 +224,7 @@ profiles (--profile; default course_utils.profile(): full with a GPU and the rea
          --amp auto turns on for CUDA (on a 16 GB GPU try --batch-size 2);
          held-out Dice about 0.99 after a few epochs.
 
-NYU Depth V2 (--task nyuv2, lesson 10): 13 or 40 classes (--num-classes), and depth with the
+NYU Depth V2 (--task nyuv2, lessons 10 and 11): 13 or 40 classes (--num-classes), and depth with the
 two-headed U-Net (--tasks seg+depth); best.pt is chosen by held-out mIoU.
   quick  the toy rooms under the data root (made on first use, 200 frames at 96x128),
          {_profile_summary("quick", "nyuv2")}.
@@ -287,7 +287,7 @@ def get_args_parser() -> argparse.ArgumentParser:
                    help="clip the gradient norm to NORM (default: off; 1.0 is a common choice)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model (default off)")
     p.add_argument("--no-progress", dest="progress", action="store_false", help="no progress bars")
-    nyu = p.add_argument_group("NYU Depth V2 (lesson 10)")
+    nyu = p.add_argument_group("NYU Depth V2 (lessons 10 and 11)")
     nyu.add_argument("--task", choices=TASKS, help="carvana (binary masks, default), nyuv2 (classes, depth) or "
                      "isbi2012 (the paper's EM membranes, lesson 13)")
     nyu.add_argument("--num-classes", type=int, choices=(13, 40), help="nyuv2 labelling (default 13)")
