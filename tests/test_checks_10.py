@@ -95,6 +95,8 @@ def test_cross_entropy_names_the_usual_mistakes():
         return F.cross_entropy(logits, target, ignore_index=ignore_index, reduction="none")
 
     assert "Keep only the labelled pixels" in fails_with(check_cross_entropy, no_ignore)
+    assert "is the `return` missing?" in fails_with(check_cross_entropy, lambda x, t, ignore_index=255: None)
+    assert "returned a str; expected one number" in fails_with(check_cross_entropy, lambda x, t, ignore_index=255: "2.1")
     assert "must not count in the mean" in fails_with(check_cross_entropy, all_pixels)
     assert "that is the sum" in fails_with(check_cross_entropy, summed)
     assert "sign is wrong" in fails_with(check_cross_entropy, lambda x, t, ignore_index=255: -cross_entropy_by_hand(x, t))

@@ -80,7 +80,7 @@ def test_depth_l1_names_the_usual_mistakes():
         "do not call": lambda p, t: depth_l1(p, t).detach(),
         "no .numpy(), no .item()": lambda p, t: float(np.abs(p.numpy() - t.numpy())[t.numpy() > 0].mean()),
         "still raises NotImplementedError": todo,
-        "is a `return` missing?": lambda p, t: None,
+        "is the `return` missing?": lambda p, t: None,
     }
     for said, wrong in mistakes.items():
         assert said in fails_with(check_depth_l1, wrong), said

@@ -51,3 +51,24 @@ def tensor_shape(value: Any, what: str) -> tuple[int, ...]:
     if not isinstance(value, torch.Tensor):
         fail(f"{what} returned a {type(value).__name__}; expected a torch.Tensor.")
     return tuple(value.shape)
+
+
+def one_number(value: Any, call: str, *, of: str = "", meaning: str = "") -> float:
+    """The learner's answer (a float, a 0-d tensor or array, a numpy scalar) as a float, or a sentence
+    saying what came back instead; `of` names the entry of a dict answer, `meaning` what the number is.
+    Lessons 10, 11 and 13."""
+    import torch
+
+    where = f" for {of}" if of else ""
+    if value is None:
+        fail(f"{call} returned None{where}; expected one number: is the `return` missing?")
+    if isinstance(value, bool):
+        fail(f"{call} returned {value}{where}; expected one number (a float), not a bool.")
+    try:
+        t = torch.as_tensor(value.detach().cpu() if hasattr(value, "detach") else value, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        fail(f"{call} returned a {type(value).__name__}{where}; expected one number (a float).")
+    if t.numel() != 1:
+        fail(f"{call} returned shape {tuple(t.shape)}{where}; expected one number"
+             f"{': ' + meaning if meaning else ''}.")
+    return float(t.reshape(()))

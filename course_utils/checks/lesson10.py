@@ -16,7 +16,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from ._common import CheckFailed, call_answer, fail, passed
+from ._common import CheckFailed, call_answer, fail, one_number, passed
 
 __all__ = ["check_raw_to_13", "check_cross_entropy", "check_confusion_matrix", "check_mean_iou",
            "check_median_frequency_weights"]
@@ -134,11 +134,7 @@ def check_cross_entropy(cross_entropy_by_hand: Callable[..., Any]) -> None:
                                   f"picking log-probabilities at 255 fails. Keep only the labelled pixels first "
                                   f"(keep = target != ignore_index), then pick at target[keep].") from err
             raise
-        got_t = torch.as_tensor(got.detach() if hasattr(got, "detach") else got, dtype=torch.float64)
-        if got_t.numel() != 1:
-            fail(f"{call} returned shape {tuple(got_t.shape)}; expected one number (a scalar): the mean over "
-                 f"the labelled pixels.")
-        value = float(got_t.reshape(()))
+        value = one_number(got, call, meaning="a scalar, the mean over the labelled pixels")
         want = float(F.cross_entropy(logits.double(), target, ignore_index=255))
         if math.isclose(value, want, rel_tol=1e-4, abs_tol=1e-6):
             continue
@@ -333,24 +329,14 @@ def check_mean_iou(my_mean_iou: Callable[..., Any]) -> None:
     """Exercise 4: `my_mean_iou(cm)` for a confusion matrix (C, C) int64 (rows true class, columns
     predicted) -> one number: the mean over the classes in truth or prediction of TP / (TP + FP + FN);
     a class in neither is left out. Equal to mean_iou(pred, target, num_classes, ignore_index). Lesson 10."""
-    import torch
-
     from ..metrics import confusion_matrix, iou_per_class, mean_iou
 
     for what, pred, target, c in _cm_cases():
         cm = confusion_matrix(pred, target, c, IGNORE)
         call = f"my_mean_iou(<{c} x {c} confusion matrix, {what}>)"
         got = call_answer(my_mean_iou, "my_mean_iou", cm.clone())
-        if got is None:
-            fail(f"{call} returned None; expected one number: is the `return` missing?")
-        try:
-            got_t = torch.as_tensor(got.detach() if hasattr(got, "detach") else got, dtype=torch.float64)
-        except (TypeError, ValueError, RuntimeError):
-            fail(f"{call} returned a {type(got).__name__}; expected one number (a float).")
-        if got_t.numel() != 1:
-            fail(f"{call} returned shape {tuple(got_t.shape)}; expected one number: the mean of the per-class "
-                 f"IoUs over the classes present.")
-        value, want = float(got_t.reshape(())), mean_iou(pred, target, c, IGNORE)
+        value = one_number(got, call, meaning="the mean of the per-class IoUs over the classes present")
+        want = mean_iou(pred, target, c, IGNORE)
         if math.isclose(value, want, rel_tol=1e-6, abs_tol=1e-9):
             continue
         if math.isnan(value):

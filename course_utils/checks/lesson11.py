@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from typing import Any, Callable
 
-from ._common import CheckFailed, call_answer, fail, passed
+from ._common import CheckFailed, call_answer, fail, one_number, passed
 
 __all__ = ["check_depth_l1", "check_depth_errors"]
 
@@ -35,22 +35,6 @@ def _depth_cases():
             true[i, 0].view(-1)[torch.randperm(30, generator=g)[:k]] = 0.0
         cases.append((what, pred.float(), true.float()))
     return cases
-
-
-def _number(value: Any, call: str, what: str) -> float:
-    """One learner number (a float, a 0-d tensor, a numpy scalar) as a float, or a sentence saying why not."""
-    import torch
-
-    if value is None:
-        fail(f"{call} gave None for {what}; expected one number: is a `return` missing?")
-    try:
-        t = torch.as_tensor(value.detach() if hasattr(value, "detach") else value, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        fail(f"{call} gave a {type(value).__name__} for {what}; expected one number.")
-    if t.numel() != 1:
-        fail(f"{call} gave shape {tuple(t.shape)} for {what}; expected one number over all the measured pixels "
-             f"of the batch (a mean, not a map).")
-    return float(t.reshape(()))
 
 
 def _close(a: float, b: float) -> bool:
@@ -115,7 +99,7 @@ def check_depth_l1(depth_l1: Callable[..., Any]) -> None:
                                   f"that loss.backward() reaches the depth head: no .numpy(), no .item(); use "
                                   f"torch's abs() and mean().") from cause
             raise
-        value = _number(got, call, "the loss")
+        value = one_number(got, call, meaning="the mean over all the measured pixels of the batch")
         if not isinstance(got, torch.Tensor) or not got.requires_grad:
             fail(f"{call} returned a {type(got).__name__} that backward() cannot go through; a loss must stay a "
                  f"tensor with its graph, so that training can follow it back to the depth head: do not call "
@@ -222,7 +206,8 @@ def check_depth_errors(depth_errors: Callable[..., Any]) -> None:
         want = reference.compute()
         hints = _error_hints(pred, true)
         for key in KEYS:
-            value = _number(got[key], call, f'"{key}"')
+            value = one_number(got[key], call, of=f'"{key}"',
+                               meaning="one score over all the measured pixels of the batch")
             if _close(value, want[key]):
                 continue
             said = f'{call} gave "{key}" = {value:.4f}; expected {want[key]:.4f}'

@@ -9,12 +9,11 @@ course_utils.em_metrics and course_utils.data.isbi2012 and says in words what di
 """
 from __future__ import annotations
 
-import numbers
 from typing import Any, Callable
 
 import numpy as np
 
-from ._common import call_answer, fail, passed
+from ._common import call_answer, fail, one_number, passed
 
 __all__ = ["check_pixel_error", "check_cells"]
 
@@ -40,21 +39,6 @@ def _pixel_cases() -> list[tuple[np.ndarray, np.ndarray, str]]:
             (target, pred, "the same two masks, pred and target swapped"),
             (target, target.copy(), "two identical 5 x 8 masks"),
             (big_p, big_t, "random 32 x 48 masks that differ in about 10% of the pixels")]
-
-
-def _number(got: Any, call: str) -> float:
-    """The learner's answer as a float, or a sentence saying why it is not one number."""
-    if hasattr(got, "detach"):
-        got = got.detach().cpu().numpy()
-    arr = np.asarray(got) if isinstance(got, (np.ndarray, np.generic, list, tuple)) else got
-    if isinstance(arr, np.ndarray):
-        if arr.size != 1:
-            fail(f"{call} returned an array of shape {arr.shape}; expected one number for the whole slice: "
-                 f"average over all pixels (.mean() without an axis).")
-        arr = arr.reshape(()).item()
-    if isinstance(arr, bool) or not isinstance(arr, numbers.Real):
-        fail(f"{call} returned a {type(got).__name__}; expected one number (a float).")
-    return float(arr)
 
 
 def _pixel_hints(pred: np.ndarray, target: np.ndarray) -> list[tuple[float, str]]:
@@ -92,7 +76,8 @@ def check_pixel_error(pixel_error: Callable[..., Any]) -> None:
 
     for pred, target, what in _pixel_cases():
         call = f"pixel_error(pred, target) on {what}"
-        got = _number(call_answer(pixel_error, "pixel_error", pred.copy(), target.copy()), call)
+        got = one_number(call_answer(pixel_error, "pixel_error", pred.copy(), target.copy()), call,
+                         meaning="the error over the whole slice: average over all pixels (.mean() without an axis)")
         want = reference(pred, target)
         if np.isclose(got, want, rtol=1e-6, atol=1e-9):
             continue
